@@ -1,0 +1,106 @@
+// Typed configuration of a backpackd node.
+//
+// Every field has a safe default and can be set in the TOML config file
+// under the table and key named in its comment; a few also have a
+// command-line flag. Precedence: defaults < file < flags. Loading rejects an
+// unknown table or key, a value of the wrong type and an out-of-range value
+// with an error naming the key (and the file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace backpack::config {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";  // [server] listen, flag --listen; "HOST:PORT", port 0 = any
+  std::string public_url;                 // [server] public_url: base URL clients use; default http(s)://listen
+  std::string node_name;                  // [server] node_name: default host:port of public_url
+  int io_threads = 2;                     // [server] io_threads (1..64): threads running sockets
+  int worker_threads = 8;                 // [server] worker_threads (1..256): storage, KDF, mail
+  int max_connections = 1024;             // [server] max_connections (1..1000000)
+  int max_header_bytes = 16 * 1024;       // [server] max_header_bytes (1024..1048576)
+  int max_body_bytes = 1024 * 1024;       // [server] max_body_bytes (1024..268435456)
+  int read_timeout_ms = 15000;            // [server] read_timeout_ms: whole request must arrive within it
+  int idle_timeout_ms = 60000;            // [server] idle_timeout_ms: keep-alive idle limit
+  int write_timeout_ms = 30000;           // [server] write_timeout_ms
+  int shutdown_grace_ms = 10000;          // [server] shutdown_grace_ms: in-flight requests get this long
+  int max_pending_requests = 4096;        // [server] max_pending_requests: worker queue cap; 503 beyond
+  std::string tls_cert_file;              // [server] tls_cert_file: PEM chain; TLS on when set with key
+  std::string tls_key_file;               // [server] tls_key_file: PEM private key
+  std::string port_file;                  // [server] port_file, flag --port-file: write "HOST:PORT" once listening
+};
+
+struct StorageConfig {
+  std::string data_dir = "./data";        // [storage] data_dir, flag --data-dir
+  int block_cache_mb = 64;                // [storage] block_cache_mb (8..65536)
+};
+
+struct AccountsConfig {
+  int session_ttl_hours = 24 * 30;        // [accounts] session_ttl_hours (1..87600)
+  int verify_token_ttl_hours = 48;        // [accounts] verify_token_ttl_hours (1..8760)
+  int reset_token_ttl_minutes = 60;       // [accounts] reset_token_ttl_minutes (5..10080)
+  int signup_claim_ttl_hours = 48;        // [accounts] signup_claim_ttl_hours: an unverified sign-up
+                                          //   address is held this long against another sign-up
+  int min_password_length = 10;           // [accounts] min_password_length (8..128)
+  int max_emails_per_account = 20;        // [accounts] max_emails_per_account (1..1000)
+  int scrypt_log2_n = 15;                 // [accounts] scrypt_log2_n (10..22): 2^15 * 8 * 128 B = 32 MiB
+  int login_attempts_per_minute = 10;     // [accounts] login_attempts_per_minute: per client address and per email
+  int signups_per_hour = 20;              // [accounts] signups_per_hour: per client address
+  int mail_requests_per_hour = 10;        // [accounts] mail_requests_per_hour: verification/reset mails per account or address
+};
+
+struct MailConfig {
+  std::string from = "backpackd <noreply@localhost>";  // [mail] from
+  std::string smtp_host;                  // [mail] smtp_host: empty = write messages to <data_dir>/outbox/
+  int smtp_port = 587;                    // [mail] smtp_port
+  std::string smtp_tls = "starttls";      // [mail] smtp_tls: "starttls" (required), "tls" (implicit), "none"
+  bool smtp_verify_peer = true;           // [mail] smtp_verify_peer: check the server certificate
+  std::string smtp_ca_file;               // [mail] smtp_ca_file: extra trusted CA (PEM)
+  std::string smtp_username;              // [mail] smtp_username: AUTH PLAIN when set
+  std::string smtp_password;              // [mail] smtp_password
+  int smtp_timeout_ms = 30000;            // [mail] smtp_timeout_ms: per delivery
+  int retry_max_hours = 48;               // [mail] retry_max_hours: give up (and log) after this
+};
+
+struct LogConfig {
+  std::string level = "info";             // [log] level: debug, info, warn, error
+  std::string format = "json";            // [log] format: "json" or "text"
+};
+
+struct Config {
+  ServerConfig server;
+  StorageConfig storage;
+  AccountsConfig accounts;
+  MailConfig mail;
+  LogConfig log;
+};
+
+// Command-line options that override the file.
+struct Flags {
+  std::string config_file;  // --config
+  std::string listen;       // --listen
+  std::string data_dir;     // --data-dir
+  std::string port_file;    // --port-file
+};
+
+// Parses TOML text. `origin` names the source in error messages.
+Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin);
+
+// Defaults, then flags.config_file (if any), then the flags; then Validate.
+Result<Config> LoadConfig(const Flags& flags);
+
+// Cross-field and range checks; the message names the offending key.
+Status Validate(const Config& config);
+
+// Splits "HOST:PORT" or "[V6]:PORT"; port 0..65535.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+Result<HostPort> ParseHostPort(std::string_view text);
+
+}  // namespace backpack::config

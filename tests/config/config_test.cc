@@ -1,0 +1,474 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace backpack::config {
+namespace {
+
+constexpr std::string_view kOrigin = "test.toml";
+
+// Succeeds when `status` is kInvalidArgument and its message contains every
+// one of `parts`; prints the message otherwise.
+::testing::AssertionResult IsInvalid(const Status& status,
+                                     std::initializer_list<std::string_view> parts) {
+  if (status.ok()) return ::testing::AssertionFailure() << "status is OK";
+  if (status.code() != StatusCode::kInvalidArgument) {
+    return ::testing::AssertionFailure() << "wrong code: " << status.ToString();
+  }
+  for (std::string_view part : parts) {
+    if (status.message().find(part) == std::string::npos) {
+      return ::testing::AssertionFailure()
+             << "message \"" << status.message() << "\" lacks \"" << part << "\"";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+Status ParseStatus(std::string_view text) { return ParseConfig(text, kOrigin).status(); }
+
+// Every field, so a test comparing against defaults covers the whole struct.
+void ExpectSameConfig(const Config& a, const Config& b) {
+  EXPECT_EQ(a.server.listen, b.server.listen);
+  EXPECT_EQ(a.server.public_url, b.server.public_url);
+  EXPECT_EQ(a.server.node_name, b.server.node_name);
+  EXPECT_EQ(a.server.io_threads, b.server.io_threads);
+  EXPECT_EQ(a.server.worker_threads, b.server.worker_threads);
+  EXPECT_EQ(a.server.max_connections, b.server.max_connections);
+  EXPECT_EQ(a.server.max_header_bytes, b.server.max_header_bytes);
+  EXPECT_EQ(a.server.max_body_bytes, b.server.max_body_bytes);
+  EXPECT_EQ(a.server.read_timeout_ms, b.server.read_timeout_ms);
+  EXPECT_EQ(a.server.idle_timeout_ms, b.server.idle_timeout_ms);
+  EXPECT_EQ(a.server.write_timeout_ms, b.server.write_timeout_ms);
+  EXPECT_EQ(a.server.shutdown_grace_ms, b.server.shutdown_grace_ms);
+  EXPECT_EQ(a.server.max_pending_requests, b.server.max_pending_requests);
+  EXPECT_EQ(a.server.tls_cert_file, b.server.tls_cert_file);
+  EXPECT_EQ(a.server.tls_key_file, b.server.tls_key_file);
+  EXPECT_EQ(a.server.port_file, b.server.port_file);
+  EXPECT_EQ(a.storage.data_dir, b.storage.data_dir);
+  EXPECT_EQ(a.storage.block_cache_mb, b.storage.block_cache_mb);
+  EXPECT_EQ(a.accounts.session_ttl_hours, b.accounts.session_ttl_hours);
+  EXPECT_EQ(a.accounts.verify_token_ttl_hours, b.accounts.verify_token_ttl_hours);
+  EXPECT_EQ(a.accounts.reset_token_ttl_minutes, b.accounts.reset_token_ttl_minutes);
+  EXPECT_EQ(a.accounts.signup_claim_ttl_hours, b.accounts.signup_claim_ttl_hours);
+  EXPECT_EQ(a.accounts.min_password_length, b.accounts.min_password_length);
+  EXPECT_EQ(a.accounts.max_emails_per_account, b.accounts.max_emails_per_account);
+  EXPECT_EQ(a.accounts.scrypt_log2_n, b.accounts.scrypt_log2_n);
+  EXPECT_EQ(a.accounts.login_attempts_per_minute, b.accounts.login_attempts_per_minute);
+  EXPECT_EQ(a.accounts.signups_per_hour, b.accounts.signups_per_hour);
+  EXPECT_EQ(a.accounts.mail_requests_per_hour, b.accounts.mail_requests_per_hour);
+  EXPECT_EQ(a.mail.from, b.mail.from);
+  EXPECT_EQ(a.mail.smtp_host, b.mail.smtp_host);
+  EXPECT_EQ(a.mail.smtp_port, b.mail.smtp_port);
+  EXPECT_EQ(a.mail.smtp_tls, b.mail.smtp_tls);
+  EXPECT_EQ(a.mail.smtp_verify_peer, b.mail.smtp_verify_peer);
+  EXPECT_EQ(a.mail.smtp_ca_file, b.mail.smtp_ca_file);
+  EXPECT_EQ(a.mail.smtp_username, b.mail.smtp_username);
+  EXPECT_EQ(a.mail.smtp_password, b.mail.smtp_password);
+  EXPECT_EQ(a.mail.smtp_timeout_ms, b.mail.smtp_timeout_ms);
+  EXPECT_EQ(a.mail.retry_max_hours, b.mail.retry_max_hours);
+  EXPECT_EQ(a.log.level, b.log.level);
+  EXPECT_EQ(a.log.format, b.log.format);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// A file under the test temp dir, unique per test and process, removed at
+// the end of the test.
+class TempFile {
+ public:
+  explicit TempFile(std::string_view contents) {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = ::testing::TempDir() + "config_test_" + info->test_suite_name() + "_" + info->name() +
+            "_" + std::to_string(::getpid()) + ".toml";
+    std::ofstream(path_, std::ios::binary) << contents;
+  }
+  ~TempFile() {
+    std::error_code ignored;
+    std::filesystem::remove(path_, ignored);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// --- Defaults and the example file -----------------------------------------
+
+TEST(ConfigDefaults, AreValid) {
+  EXPECT_TRUE(Validate(Config{}).ok()) << Validate(Config{}).ToString();
+}
+
+TEST(ConfigDefaults, EmptyFileGivesDefaults) {
+  auto config = ParseConfig("", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ExpectSameConfig(*config, Config{});
+}
+
+TEST(ConfigDefaults, LoadWithoutFileOrFlagsGivesDefaults) {
+  auto config = LoadConfig(Flags{});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ExpectSameConfig(*config, Config{});
+}
+
+TEST(ExampleFile, ParsesToDefaults) {
+  const std::string text = ReadFile(BACKPACK_EXAMPLE_CONFIG);
+  ASSERT_FALSE(text.empty()) << "cannot read " << BACKPACK_EXAMPLE_CONFIG;
+  auto config = ParseConfig(text, BACKPACK_EXAMPLE_CONFIG);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ExpectSameConfig(*config, Config{});
+}
+
+TEST(ExampleFile, LoadsThroughLoadConfig) {
+  Flags flags;
+  flags.config_file = BACKPACK_EXAMPLE_CONFIG;
+  auto config = LoadConfig(flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ExpectSameConfig(*config, Config{});
+}
+
+// --- Parsing values ---------------------------------------------------------
+
+TEST(ParseConfig, SetsEveryKindOfValue) {
+  auto config = ParseConfig(R"(
+[server]
+listen = "[::1]:9000"
+io_threads = 4
+public_url = "https://badges.example.org"
+
+[storage]
+data_dir = "/var/lib/backpackd"
+
+[mail]
+smtp_verify_peer = false
+smtp_port = 465
+smtp_tls = "tls"
+
+[log]
+level = "debug"
+)",
+                            kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.listen, "[::1]:9000");
+  EXPECT_EQ(config->server.io_threads, 4);
+  EXPECT_EQ(config->server.public_url, "https://badges.example.org");
+  EXPECT_EQ(config->storage.data_dir, "/var/lib/backpackd");
+  EXPECT_FALSE(config->mail.smtp_verify_peer);
+  EXPECT_EQ(config->mail.smtp_port, 465);
+  EXPECT_EQ(config->mail.smtp_tls, "tls");
+  EXPECT_EQ(config->log.level, "debug");
+  // Untouched keys keep their defaults.
+  EXPECT_EQ(config->server.worker_threads, ServerConfig{}.worker_threads);
+  EXPECT_EQ(config->log.format, "json");
+}
+
+TEST(ParseConfig, AcceptsDottedKeysAndInlineTables) {
+  auto config = ParseConfig("server.io_threads = 3\nlog = { format = \"text\" }\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.io_threads, 3);
+  EXPECT_EQ(config->log.format, "text");
+}
+
+TEST(ParseConfig, AcceptsRangeBounds) {
+  auto config = ParseConfig("[server]\nio_threads = 1\nworker_threads = 256\n", kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.io_threads, 1);
+  EXPECT_EQ(config->server.worker_threads, 256);
+}
+
+// --- Parse errors -----------------------------------------------------------
+
+TEST(ParseConfig, RejectsUnknownTable) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nio_threads = 2\n\n[serverr]\nx = 1\n"),
+                        {"test.toml: unknown table 'serverr'", "line 4"}));
+}
+
+TEST(ParseConfig, RejectsUnknownKey) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nfoo = 1\n"),
+                        {"test.toml: unknown key 'server.foo'", "line 2"}));
+}
+
+TEST(ParseConfig, RejectsUnknownTopLevelKey) {
+  EXPECT_TRUE(
+      IsInvalid(ParseStatus("listen = \"127.0.0.1:1\"\n"), {"test.toml: unknown key 'listen'"}));
+}
+
+TEST(ParseConfig, RejectsUnknownSubtable) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server.tls]\ncert = \"x\"\n"),
+                        {"test.toml: unknown table 'server.tls'"}));
+}
+
+TEST(ParseConfig, RejectsWrongTypes) {
+  EXPECT_TRUE(
+      IsInvalid(ParseStatus("[server]\nio_threads = \"4\"\n"),
+                {"test.toml: server.io_threads: expected an integer, got a string", "line 2"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nio_threads = 4.0\n"),
+                        {"test.toml: server.io_threads: expected an integer, got a float"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nlisten = 8080\n"),
+                        {"test.toml: server.listen: expected a string, got an integer"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[mail]\nsmtp_verify_peer = \"yes\"\n"),
+                        {"test.toml: mail.smtp_verify_peer: expected a boolean, got a string"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[log]\nlevel = [\"info\"]\n"),
+                        {"test.toml: log.level: expected a string, got an array"}));
+}
+
+TEST(ParseConfig, RejectsKnownTableOfWrongType) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("server = 1\n"),
+                        {"test.toml: server: expected a table, got an integer"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[[server]]\nio_threads = 1\n"),
+                        {"test.toml: server: expected a table, got an array"}));
+}
+
+TEST(ParseConfig, RejectsOutOfRange) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nio_threads = 65\n"),
+                        {"test.toml: server.io_threads", "65", "1..64", "line 2"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nio_threads = 0\n"), {"server.io_threads", "1..64"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[accounts]\nscrypt_log2_n = -15\n"),
+                        {"accounts.scrypt_log2_n", "10..22"}));
+  // Beyond int: must be range-checked before narrowing.
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\nmax_body_bytes = 4294968320\n"),
+                        {"server.max_body_bytes", "1024..268435456"}));
+  EXPECT_TRUE(
+      IsInvalid(ParseStatus("[mail]\nsmtp_port = 65536\n"), {"mail.smtp_port", "1..65535"}));
+}
+
+TEST(ParseConfig, SyntaxErrorNamesOriginLineAndColumn) {
+  const Status status = ParseStatus("[server]\nio_threads = 2\nlisten = \n");
+  EXPECT_TRUE(IsInvalid(status, {"test.toml:3:"})) << status.message();
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server]\n[server]\n"), {"test.toml:2:"}));  // duplicate table
+  EXPECT_TRUE(IsInvalid(ParseStatus("[server\n"), {"test.toml:1:"}));
+}
+
+// --- Validate ---------------------------------------------------------------
+
+TEST(Validate, ChecksRangesLikeTheParser) {
+  Config config;
+  config.server.io_threads = 0;
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.io_threads: 0 is out of range 1..64"}));
+  config = Config{};
+  config.accounts.min_password_length = 7;
+  EXPECT_TRUE(IsInvalid(Validate(config), {"accounts.min_password_length", "8..128"}));
+  config = Config{};
+  config.storage.block_cache_mb = 65537;
+  EXPECT_TRUE(IsInvalid(Validate(config), {"storage.block_cache_mb", "8..65536"}));
+}
+
+TEST(Validate, ListenMustBeHostPort) {
+  Config config;
+  config.server.listen = "localhost";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.listen", "missing port"}));
+  config.server.listen = "localhost:0";
+  EXPECT_TRUE(Validate(config).ok());
+}
+
+TEST(Validate, PublicUrlNeedsHttpScheme) {
+  Config config;
+  for (const char* good :
+       {"https://badges.example.org", "http://127.0.0.1:8080/", "https://x/base"}) {
+    config.server.public_url = good;
+    EXPECT_TRUE(Validate(config).ok()) << good << ": " << Validate(config).ToString();
+  }
+  for (const char* bad : {"ftp://example.org", "badges.example.org", "https://", "http:///path",
+                          "https://exa mple.org", "HTTPS://example.org"}) {
+    config.server.public_url = bad;
+    EXPECT_TRUE(IsInvalid(Validate(config), {"server.public_url"})) << bad;
+  }
+}
+
+TEST(Validate, TlsCertAndKeyGoTogether) {
+  Config config;
+  config.server.tls_cert_file = "cert.pem";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.tls_key_file"}));
+  config.server.tls_cert_file.clear();
+  config.server.tls_key_file = "key.pem";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.tls_cert_file"}));
+  config.server.tls_cert_file = "cert.pem";
+  EXPECT_TRUE(Validate(config).ok());
+}
+
+TEST(Validate, Enumerations) {
+  for (const char* value : {"starttls", "tls", "none"}) {
+    Config config;
+    config.mail.smtp_tls = value;
+    EXPECT_TRUE(Validate(config).ok()) << value;
+  }
+  for (const char* value : {"debug", "info", "warn", "error"}) {
+    Config config;
+    config.log.level = value;
+    EXPECT_TRUE(Validate(config).ok()) << value;
+  }
+  for (const char* value : {"json", "text"}) {
+    Config config;
+    config.log.format = value;
+    EXPECT_TRUE(Validate(config).ok()) << value;
+  }
+
+  Config config;
+  config.mail.smtp_tls = "ssl";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"mail.smtp_tls", "'ssl'", "starttls, tls, none"}));
+  config = Config{};
+  config.log.level = "warning";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"log.level", "'warning'"}));
+  config = Config{};
+  config.log.format = "JSON";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"log.format", "'JSON'"}));
+}
+
+TEST(Validate, DataDirMustNotBeEmpty) {
+  Config config;
+  config.storage.data_dir.clear();
+  EXPECT_TRUE(IsInvalid(Validate(config), {"storage.data_dir"}));
+}
+
+TEST(Validate, MailFromMustBeOneHeaderLine) {
+  Config config;
+  config.mail.from.clear();
+  EXPECT_TRUE(IsInvalid(Validate(config), {"mail.from", "empty"}));
+  config.mail.from = "a@example.org\r\nBcc: victim@example.org";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"mail.from", "CR"}));
+  config.mail.from = "a@example.org\nX: y";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"mail.from"}));
+}
+
+// --- LoadConfig -------------------------------------------------------------
+
+TEST(LoadConfig, ReadsTheFile) {
+  TempFile file("[server]\nio_threads = 3\n[log]\nformat = \"text\"\n");
+  Flags flags;
+  flags.config_file = file.path();
+  auto config = LoadConfig(flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.io_threads, 3);
+  EXPECT_EQ(config->log.format, "text");
+}
+
+TEST(LoadConfig, FlagsOverrideTheFile) {
+  TempFile file(
+      "[server]\nlisten = \"127.0.0.1:1000\"\nport_file = \"/tmp/a\"\n"
+      "[storage]\ndata_dir = \"/from/file\"\n");
+  Flags flags;
+  flags.config_file = file.path();
+  flags.listen = "[::1]:2000";
+  flags.data_dir = "/from/flag";
+  flags.port_file = "/tmp/b";
+  auto config = LoadConfig(flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.listen, "[::1]:2000");
+  EXPECT_EQ(config->storage.data_dir, "/from/flag");
+  EXPECT_EQ(config->server.port_file, "/tmp/b");
+}
+
+TEST(LoadConfig, EmptyFlagsKeepTheFileValues) {
+  TempFile file("[server]\nlisten = \"127.0.0.1:1000\"\n[storage]\ndata_dir = \"/from/file\"\n");
+  Flags flags;
+  flags.config_file = file.path();
+  auto config = LoadConfig(flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.listen, "127.0.0.1:1000");
+  EXPECT_EQ(config->storage.data_dir, "/from/file");
+}
+
+TEST(LoadConfig, FlagsApplyWithoutAFile) {
+  Flags flags;
+  flags.listen = "localhost:0";
+  flags.data_dir = "/srv/backpack";
+  auto config = LoadConfig(flags);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->server.listen, "localhost:0");
+  EXPECT_EQ(config->storage.data_dir, "/srv/backpack");
+}
+
+TEST(LoadConfig, BadListenFlagNamesTheFlag) {
+  Flags flags;
+  flags.listen = "localhost";
+  EXPECT_TRUE(IsInvalid(LoadConfig(flags).status(), {"--listen", "missing port"}));
+}
+
+TEST(LoadConfig, MissingFileNamesPathAndErrno) {
+  Flags flags;
+  flags.config_file = ::testing::TempDir() + "config_test_does_not_exist.toml";
+  EXPECT_TRUE(
+      IsInvalid(LoadConfig(flags).status(), {flags.config_file, "No such file or directory"}));
+}
+
+TEST(LoadConfig, DirectoryIsNotAFile) {
+  Flags flags;
+  flags.config_file = ::testing::TempDir();
+  EXPECT_TRUE(IsInvalid(LoadConfig(flags).status(), {"cannot read config file", "Is a directory"}));
+}
+
+TEST(LoadConfig, ParseErrorsNameThePath) {
+  TempFile file("[server]\nfoo = 1\n");
+  Flags flags;
+  flags.config_file = file.path();
+  EXPECT_TRUE(IsInvalid(LoadConfig(flags).status(), {file.path() + ": unknown key 'server.foo'"}));
+}
+
+TEST(LoadConfig, ValidatesAndNamesThePath) {
+  TempFile file("[server]\ntls_cert_file = \"cert.pem\"\n");
+  Flags flags;
+  flags.config_file = file.path();
+  EXPECT_TRUE(IsInvalid(LoadConfig(flags).status(), {file.path() + ": server.tls_key_file"}));
+}
+
+// --- ParseHostPort ----------------------------------------------------------
+
+TEST(ParseHostPort, AcceptsHostAndPort) {
+  struct Case {
+    const char* text;
+    const char* host;
+    uint16_t port;
+  };
+  for (const Case& c :
+       {Case{"127.0.0.1:8080", "127.0.0.1", 8080}, Case{"localhost:0", "localhost", 0},
+        Case{"[::1]:443", "::1", 443}, Case{"[::]:65535", "::", 65535},
+        Case{"0.0.0.0:1", "0.0.0.0", 1}, Case{"badges.example.org:80", "badges.example.org", 80}}) {
+    auto hp = ParseHostPort(c.text);
+    ASSERT_TRUE(hp.ok()) << c.text << ": " << hp.status().ToString();
+    EXPECT_EQ(hp->host, c.host) << c.text;
+    EXPECT_EQ(hp->port, c.port) << c.text;
+  }
+}
+
+TEST(ParseHostPort, RejectsMissingPort) {
+  for (const char* text : {"localhost", "localhost:", "[::1]", "[::1]:", "127.0.0.1"}) {
+    EXPECT_TRUE(IsInvalid(ParseHostPort(text).status(), {"missing port", text}));
+  }
+}
+
+TEST(ParseHostPort, RejectsBadPort) {
+  for (const char* text : {"localhost:65536", "localhost:-1", "localhost:+80", "localhost:80a",
+                           "localhost:http", "localhost: 80", "localhost:99999999999999999999"}) {
+    EXPECT_TRUE(IsInvalid(ParseHostPort(text).status(), {"port"})) << text;
+  }
+}
+
+TEST(ParseHostPort, RejectsEmptyOrBadHost) {
+  EXPECT_TRUE(IsInvalid(ParseHostPort(":8080").status(), {"empty host"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("[]:8080").status(), {"empty host"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("").status(), {"empty"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("::1:443").status(), {"brackets"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("[::1:443").status(), {"']'"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("[::1]443").status(), {"':'"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("[localhost]:80").status(), {"IPv6"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort("local host:80").status(), {"invalid character"}));
+  EXPECT_TRUE(IsInvalid(ParseHostPort(std::string(254, 'a') + ":80").status(), {"too long"}));
+}
+
+}  // namespace
+}  // namespace backpack::config
