@@ -1,0 +1,22 @@
+// Byte encodings and digests used across the node: hex, base64url
+// (RFC 4648 section 5, no padding) and SHA-256.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace backpack::protocol {
+
+std::string HexEncode(std::string_view bytes);
+std::string Base64UrlEncode(std::string_view bytes);
+// Accepts input with or without '=' padding; nullopt on any other character.
+std::optional<std::string> Base64UrlDecode(std::string_view text);
+
+std::string Sha256(std::string_view bytes);     // 32 raw bytes
+std::string Sha256Hex(std::string_view bytes);  // 64 lowercase hex digits
+
+// Constant-time equality for secrets of equal length.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+}  // namespace backpack::protocol
