@@ -100,6 +100,9 @@ class Store {
 };
 
 // A schema migration upgrades the data from version `from` to `from + 1`.
+// Once `apply` returns OK the new version is recorded in its own synced
+// write; a crash between the two runs `apply` again on the next open, so it
+// must be idempotent.
 struct Migration {
   uint32_t from = 0;
   std::function<Status(Store&)> apply;
@@ -114,7 +117,9 @@ struct StoreOptions {
 
 // Opens (creating if needed) the RocksDB store at options.path, creates any
 // missing family, then brings the schema to options.schema_version, running
-// each needed migration and recording the new version atomically with it.
+// each needed migration followed by a synced write of the version it reached
+// (so a crash between the two re-runs that migration: migrations are
+// idempotent).
 // Data written by a newer schema is refused with kFailedPrecondition.
 Result<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options);
 
