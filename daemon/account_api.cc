@@ -1,0 +1,280 @@
+#include "daemon/account_api.h"
+
+#include <ctime>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "daemon/accounts.h"
+#include "daemon/http.h"
+#include "daemon/rate_limiter.h"
+
+namespace backpack {
+
+using nlohmann::json;
+namespace bhttp = http::bhttp;
+
+namespace {
+
+std::string Rfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+json AccountJson(const AccountView& a) {
+  json emails = json::array();
+  for (const auto& e : a.emails) {
+    emails.push_back({{"address", e.address}, {"verified", e.verified}, {"primary", e.primary}});
+  }
+  return {{"id", a.id}, {"display_name", a.display_name}, {"emails", std::move(emails)},
+          {"created_at", Rfc3339(a.created_at)}};
+}
+
+// Parses a JSON object body. Requires a JSON content type.
+std::variant<json, http::Response> JsonBody(const http::Context& ctx) {
+  const auto& req = ctx.request;
+  const std::string_view type = req[bhttp::field::content_type];
+  const std::string_view media = type.substr(0, type.find(';'));
+  if (media != "application/json" && !(media.size() > 5 && media.substr(media.size() - 5) == "+json")) {
+    return http::ErrorResponse(bhttp::status::unsupported_media_type, "unsupported_media_type",
+                               "the request body must be application/json");
+  }
+  json body = json::parse(req.body(), nullptr, false);
+  if (body.is_discarded()) {
+    return http::ErrorResponse(bhttp::status::bad_request, "invalid_json", "the request body is not valid JSON");
+  }
+  if (!body.is_object()) {
+    return http::ErrorResponse(bhttp::status::bad_request, "invalid_json", "the request body must be a JSON object");
+  }
+  return body;
+}
+
+// A string member: absent or null gives `fallback` when not required; any
+// other type is an error naming the field.
+Result<std::string> StringField(const json& body, const char* name, bool required,
+                                std::string fallback = {}) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) return InvalidArgument(fmt::format("field '{}' is required", name));
+    return fallback;
+  }
+  if (!it->is_string()) return InvalidArgument(fmt::format("field '{}' must be a string", name));
+  return it->get<std::string>();
+}
+
+std::string BearerToken(const http::Context& ctx) {
+  const std::string_view auth = ctx.request[bhttp::field::authorization];
+  constexpr std::string_view kScheme = "Bearer ";
+  if (auth.size() <= kScheme.size()) return {};
+  std::string scheme(auth.substr(0, kScheme.size()));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return {};
+  std::string_view token = auth.substr(kScheme.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return std::string(token);
+}
+
+http::Response TooMany(std::chrono::seconds retry_after, std::string_view what) {
+  http::Response res = http::ErrorResponse(bhttp::status::too_many_requests, "rate_limited",
+                                           fmt::format("too many {}; retry later", what));
+  res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after.count())));
+  return res;
+}
+
+http::Response Fail(const Status& s, const http::Context& ctx) {
+  return http::StatusResponse(s, ctx.request_id);
+}
+
+http::Response AccountResponse(bhttp::status code, const AccountView& view) {
+  return http::JsonResponse(code, AccountJson(view).dump());
+}
+
+struct Limits {
+  explicit Limits(const config::AccountsConfig& c)
+      : sign_in(c.login_attempts_per_minute, std::chrono::minutes(1)),
+        sign_up(c.signups_per_hour, std::chrono::hours(1)),
+        mail(c.mail_requests_per_hour, std::chrono::hours(1)),
+        token_attempts(60, std::chrono::minutes(1)) {}
+  RateLimiter sign_in;         // per client address and per email
+  RateLimiter sign_up;         // per client address
+  RateLimiter mail;            // per account / per target address
+  RateLimiter token_attempts;  // emailed-token guesses per client address
+};
+
+}  // namespace
+
+void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
+                           const config::AccountsConfig& config) {
+  auto limits = std::make_shared<Limits>(config);
+  using http::Exec;
+  using http::Context;
+  using http::Response;
+
+  // Wraps a handler that needs the signed-in account.
+  auto authed = [&accounts](auto fn) {
+    return [&accounts, fn](Context& ctx) -> Response {
+      auto account = accounts.Authenticate(BearerToken(ctx));
+      if (!account.ok()) return http::StatusResponse(account.status(), ctx.request_id);
+      return fn(ctx, *account);
+    };
+  };
+
+  router.Add(bhttp::verb::post, "/api/v1/accounts", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
+    std::chrono::seconds wait{};
+    if (!limits->sign_up.Allow(ctx.remote_address, &wait)) return TooMany(wait, "sign-ups");
+    auto body = JsonBody(ctx);
+    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+    const json& j = std::get<json>(body);
+    auto email = StringField(j, "email", true);
+    if (!email.ok()) return Fail(email.status(), ctx);
+    auto password = StringField(j, "password", true);
+    if (!password.ok()) return Fail(password.status(), ctx);
+    auto name = StringField(j, "display_name", false);
+    if (!name.ok()) return Fail(name.status(), ctx);
+    auto created = accounts.CreateAccount(*email, *password, *name);
+    if (!created.ok()) return Fail(created.status(), ctx);
+    Response res = AccountResponse(bhttp::status::created, *created);
+    res.set(bhttp::field::location, "/api/v1/account");
+    return res;
+  });
+
+  router.Add(bhttp::verb::post, "/api/v1/sessions", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
+    auto body = JsonBody(ctx);
+    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+    const json& j = std::get<json>(body);
+    auto email = StringField(j, "email", true);
+    if (!email.ok()) return Fail(email.status(), ctx);
+    auto password = StringField(j, "password", true);
+    if (!password.ok()) return Fail(password.status(), ctx);
+    std::string email_key = *email;
+    for (char& c : email_key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::chrono::seconds wait{};
+    if (!limits->sign_in.Allow("ip:" + ctx.remote_address, &wait) ||
+        !limits->sign_in.Allow("email:" + email_key, &wait)) {
+      return TooMany(wait, "sign-in attempts");
+    }
+    auto grant = accounts.SignIn(*email, *password);
+    if (!grant.ok()) return Fail(grant.status(), ctx);
+    return http::JsonResponse(bhttp::status::created,
+                              json{{"token", grant->token}, {"expires_at", Rfc3339(grant->expires_at)}}.dump());
+  });
+
+  router.Add(bhttp::verb::delete_, "/api/v1/sessions/current", Exec::kWorker, [&accounts](Context& ctx) -> Response {
+    Status s = accounts.SignOut(BearerToken(ctx));
+    if (!s.ok()) return Fail(s, ctx);
+    return Response{bhttp::status::no_content, 11};
+  });
+
+  router.Add(bhttp::verb::get, "/api/v1/account", Exec::kWorker,
+             authed([&accounts](Context& ctx, const std::string& account) -> Response {
+               auto view = accounts.GetAccount(account);
+               if (!view.ok()) return Fail(view.status(), ctx);
+               return AccountResponse(bhttp::status::ok, *view);
+             }));
+
+  router.Add(bhttp::verb::delete_, "/api/v1/account", Exec::kWorker,
+             authed([&accounts](Context& ctx, const std::string& account) -> Response {
+               auto body = JsonBody(ctx);
+               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+               auto password = StringField(std::get<json>(body), "password", true);
+               if (!password.ok()) return Fail(password.status(), ctx);
+               Status s = accounts.DeleteAccount(account, *password);
+               if (!s.ok()) return Fail(s, ctx);
+               return Response{bhttp::status::no_content, 11};
+             }));
+
+  router.Add(bhttp::verb::post, "/api/v1/account/emails", Exec::kWorker,
+             authed([&accounts, limits](Context& ctx, const std::string& account) -> Response {
+               auto body = JsonBody(ctx);
+               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+               auto address = StringField(std::get<json>(body), "address", true);
+               if (!address.ok()) return Fail(address.status(), ctx);
+               std::chrono::seconds wait{};
+               if (!limits->mail.Allow("account:" + account, &wait)) return TooMany(wait, "verification messages");
+               auto added = accounts.AddEmail(account, *address);
+               if (!added.ok()) return Fail(added.status(), ctx);
+               auto view = accounts.GetAccount(account);
+               if (!view.ok()) return Fail(view.status(), ctx);
+               return AccountResponse(*added ? bhttp::status::created : bhttp::status::ok, *view);
+             }));
+
+  router.Add(bhttp::verb::post, "/api/v1/account/emails/verify", Exec::kWorker,
+             [&accounts, limits](Context& ctx) -> Response {
+               // The emailed token is proof enough; a bearer token, when sent,
+               // must be valid and the emailed token must be its account's.
+               std::string account;
+               if (!ctx.request[bhttp::field::authorization].empty()) {
+                 auto a = accounts.Authenticate(BearerToken(ctx));
+                 if (!a.ok()) return Fail(a.status(), ctx);
+                 account = *a;
+               }
+               std::chrono::seconds wait{};
+               if (!limits->token_attempts.Allow(ctx.remote_address, &wait)) return TooMany(wait, "attempts");
+               auto body = JsonBody(ctx);
+               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+               auto token = StringField(std::get<json>(body), "token", true);
+               if (!token.ok()) return Fail(token.status(), ctx);
+               auto view = accounts.VerifyEmail(*token, account);
+               if (!view.ok()) return Fail(view.status(), ctx);
+               return AccountResponse(bhttp::status::ok, *view);
+             });
+
+  router.Add(bhttp::verb::post, "/api/v1/account/emails/primary", Exec::kWorker,
+             authed([&accounts](Context& ctx, const std::string& account) -> Response {
+               auto body = JsonBody(ctx);
+               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+               auto address = StringField(std::get<json>(body), "address", true);
+               if (!address.ok()) return Fail(address.status(), ctx);
+               auto view = accounts.SetPrimaryEmail(account, *address);
+               if (!view.ok()) return Fail(view.status(), ctx);
+               return AccountResponse(bhttp::status::ok, *view);
+             }));
+
+  router.Add(bhttp::verb::delete_, "/api/v1/account/emails/{address}", Exec::kWorker,
+             authed([&accounts](Context& ctx, const std::string& account) -> Response {
+               auto view = accounts.RemoveEmail(account, ctx.params.at(0));
+               if (!view.ok()) return Fail(view.status(), ctx);
+               return AccountResponse(bhttp::status::ok, *view);
+             }));
+
+  router.Add(bhttp::verb::post, "/api/v1/password-reset", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
+    auto body = JsonBody(ctx);
+    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+    auto email = StringField(std::get<json>(body), "email", true);
+    if (!email.ok()) return Fail(email.status(), ctx);
+    std::string email_key = *email;
+    for (char& c : email_key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::chrono::seconds wait{};
+    if (!limits->mail.Allow("ip:" + ctx.remote_address, &wait) ||
+        !limits->mail.Allow("email:" + email_key, &wait)) {
+      return TooMany(wait, "reset requests");
+    }
+    Status s = accounts.RequestPasswordReset(*email);
+    if (!s.ok()) return Fail(s, ctx);
+    return http::JsonResponse(
+        bhttp::status::accepted,
+        json{{"message", "if this address belongs to an account, a reset message is on its way"}}.dump());
+  });
+
+  router.Add(bhttp::verb::post, "/api/v1/password-reset/confirm", Exec::kWorker,
+             [&accounts, limits](Context& ctx) -> Response {
+               std::chrono::seconds wait{};
+               if (!limits->token_attempts.Allow(ctx.remote_address, &wait)) return TooMany(wait, "attempts");
+               auto body = JsonBody(ctx);
+               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
+               auto token = StringField(std::get<json>(body), "token", true);
+               if (!token.ok()) return Fail(token.status(), ctx);
+               auto password = StringField(std::get<json>(body), "password", true);
+               if (!password.ok()) return Fail(password.status(), ctx);
+               Status s = accounts.ResetPassword(*token, *password);
+               if (!s.ok()) return Fail(s, ctx);
+               return Response{bhttp::status::no_content, 11};
+             });
+}
+
+}  // namespace backpack

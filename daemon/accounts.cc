@@ -1,0 +1,590 @@
+#include "daemon/accounts.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "daemon/log.h"
+#include "daemon/mail.h"
+#include "protocol/email_address.h"
+#include "protocol/encoding.h"
+#include "protocol/password_hash.h"
+
+namespace backpack {
+
+using nlohmann::json;
+using storage::Family;
+
+namespace {
+
+constexpr size_t kMaxPasswordBytes = 1024;
+constexpr size_t kMaxDisplayNameBytes = 200;
+constexpr size_t kMaxTokenBytes = 128;
+constexpr std::string_view kPurposeVerify = "verify";
+constexpr std::string_view kPurposeReset = "reset";
+
+struct EmailRecord {
+  std::string address;
+  bool verified = false;
+  bool primary = false;
+  int64_t added_at = 0;
+};
+
+struct AccountRecord {
+  std::string id;
+  std::string display_name;
+  std::string password_hash;
+  int64_t created_at = 0;
+  std::vector<EmailRecord> emails;
+
+  EmailRecord* Find(std::string_view normalized) {
+    for (auto& e : emails) {
+      if (protocol::NormalizeEmail(e.address) == normalized) return &e;
+    }
+    return nullptr;
+  }
+  size_t VerifiedCount() const {
+    return static_cast<size_t>(std::count_if(emails.begin(), emails.end(), [](const auto& e) { return e.verified; }));
+  }
+};
+
+std::string Serialize(const AccountRecord& a) {
+  json emails = json::array();
+  for (const auto& e : a.emails) {
+    emails.push_back({{"address", e.address}, {"verified", e.verified}, {"primary", e.primary},
+                      {"added_at", e.added_at}});
+  }
+  return json{{"id", a.id},
+              {"display_name", a.display_name},
+              {"password", a.password_hash},
+              {"created_at", a.created_at},
+              {"emails", std::move(emails)}}
+      .dump();
+}
+
+Result<AccountRecord> ParseAccount(std::string_view bytes) {
+  json j = json::parse(bytes, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return DataLoss("account record is not valid JSON");
+  try {
+    AccountRecord a;
+    a.id = j.at("id").get<std::string>();
+    a.display_name = j.value("display_name", "");
+    a.password_hash = j.at("password").get<std::string>();
+    a.created_at = j.at("created_at").get<int64_t>();
+    for (const auto& e : j.at("emails")) {
+      a.emails.push_back({e.at("address").get<std::string>(), e.at("verified").get<bool>(),
+                          e.at("primary").get<bool>(), e.value("added_at", int64_t{0})});
+    }
+    return a;
+  } catch (const json::exception& e) {
+    return DataLoss(fmt::format("account record is malformed: {}", e.what()));
+  }
+}
+
+AccountView ToView(const AccountRecord& a) {
+  AccountView v{a.id, a.display_name, {}, a.created_at};
+  for (const auto& e : a.emails) v.emails.push_back({e.address, e.verified, e.primary});
+  return v;
+}
+
+struct EmailClaim {
+  std::string account;
+  bool verified = false;
+  int64_t claimed_at = 0;
+};
+
+std::string Serialize(const EmailClaim& c) {
+  return json{{"account", c.account}, {"verified", c.verified}, {"claimed_at", c.claimed_at}}.dump();
+}
+
+std::optional<EmailClaim> ParseClaim(std::string_view bytes) {
+  json j = json::parse(bytes, nullptr, false);
+  if (!j.is_object() || !j.contains("account")) return std::nullopt;
+  return EmailClaim{j.value("account", ""), j.value("verified", false), j.value("claimed_at", int64_t{0})};
+}
+
+struct MailToken {
+  std::string account;
+  std::string purpose;
+  std::string address;
+  int64_t expires_at = 0;
+};
+
+std::optional<MailToken> ParseMailToken(std::string_view bytes) {
+  json j = json::parse(bytes, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  return MailToken{j.value("account", ""), j.value("purpose", ""), j.value("address", ""),
+                   j.value("expires_at", int64_t{0})};
+}
+
+// Index of an account's secrets, so they can all be revoked: "<id>/s/<hash>"
+// for sessions and "<id>/m/<hash>" for emailed tokens.
+std::string TokenIndexKey(std::string_view account, char kind, std::string_view hash) {
+  return fmt::format("{}/{}/{}", account, kind, hash);
+}
+
+std::string EmailLock(std::string_view normalized) { return fmt::format("e:{}", normalized); }
+std::string AccountLock(std::string_view id) { return fmt::format("a:{}", id); }
+
+std::string FormatTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+}  // namespace
+
+struct AccountService::Impl {
+  Impl(storage::Store& s, storage::KeyLocks& l, mail::Mailer& m, const config::AccountsConfig& c,
+       std::string url, UnixClock clk, RandomSource rnd)
+      : store(s), locks(l), mailer(m), config(c), public_url(std::move(url)), clock(std::move(clk)),
+        random(std::move(rnd)) {}
+
+  storage::Store& store;
+  storage::KeyLocks& locks;
+  mail::Mailer& mailer;
+  const config::AccountsConfig& config;
+  std::string public_url;
+  UnixClock clock;
+  RandomSource random;
+  std::once_flag dummy_once;
+  std::string dummy_hash;
+
+  protocol::ScryptParams Scrypt() const { return {config.scrypt_log2_n, 8, 1}; }
+
+  Status CheckPassword(std::string_view password) const {
+    if (password.size() < static_cast<size_t>(config.min_password_length)) {
+      return InvalidArgument(fmt::format("password must have at least {} characters",
+                                         config.min_password_length));
+    }
+    if (password.size() > kMaxPasswordBytes) return InvalidArgument("password is longer than 1024 bytes");
+    return Status::Ok();
+  }
+
+  Result<std::string> Hash(std::string_view password) {
+    return protocol::HashPassword(password, random(16), Scrypt());
+  }
+
+  // Spends the time of one password check, so an unknown address answers as
+  // slowly as a wrong password.
+  void SpendPasswordCheck(std::string_view password) {
+    std::call_once(dummy_once, [&] {
+      auto h = Hash("backpackd-timing-equaliser");
+      if (h.ok()) dummy_hash = *h;
+    });
+    (void)protocol::VerifyPassword(password, dummy_hash);
+  }
+
+  Result<std::optional<AccountRecord>> LoadAccount(std::string_view id) {
+    auto bytes = store.Get(Family::kAccounts, id);
+    if (!bytes.ok()) return bytes.status();
+    if (!bytes->has_value()) return std::optional<AccountRecord>{};
+    auto rec = ParseAccount(**bytes);
+    if (!rec.ok()) return rec.status();
+    return std::optional<AccountRecord>(std::move(*rec));
+  }
+
+  Result<AccountRecord> MustLoadAccount(std::string_view id) {
+    auto rec = LoadAccount(id);
+    if (!rec.ok()) return rec.status();
+    if (!rec->has_value()) return NotFound("account not found");
+    return std::move(**rec);
+  }
+
+  Result<std::optional<EmailClaim>> LoadClaim(std::string_view normalized) {
+    auto bytes = store.Get(Family::kEmailIndex, normalized);
+    if (!bytes.ok()) return bytes.status();
+    if (!bytes->has_value()) return std::optional<EmailClaim>{};
+    return ParseClaim(**bytes);
+  }
+
+  Result<std::optional<MailToken>> LoadMailToken(std::string_view token, std::string* hash_out) {
+    if (token.empty() || token.size() > kMaxTokenBytes) return std::optional<MailToken>{};
+    *hash_out = protocol::Sha256Hex(token);
+    auto bytes = store.Get(Family::kMailTokens, *hash_out);
+    if (!bytes.ok()) return bytes.status();
+    if (!bytes->has_value()) return std::optional<MailToken>{};
+    auto t = ParseMailToken(**bytes);
+    if (t && t->expires_at <= clock()) return std::optional<MailToken>{};
+    return t;
+  }
+
+  // Adds a new emailed token to `batch` and returns the token itself.
+  std::string IssueMailToken(storage::WriteBatch& batch, std::string_view account,
+                             std::string_view purpose, std::string_view address, int64_t ttl_seconds,
+                             int64_t* expires_at) {
+    std::string token = protocol::Base64UrlEncode(random(32));
+    std::string hash = protocol::Sha256Hex(token);
+    *expires_at = clock() + ttl_seconds;
+    batch.Put(Family::kMailTokens, hash,
+              json{{"account", account}, {"purpose", purpose}, {"address", address},
+                   {"expires_at", *expires_at}}
+                  .dump());
+    batch.Put(Family::kAccountTokens, TokenIndexKey(account, 'm', hash), "");
+    return token;
+  }
+
+  void SendVerification(std::string_view address, std::string_view token, int64_t expires_at) {
+    mail::Message m;
+    m.to = std::string(address);
+    m.subject = "Verify your email address for your backpack";
+    m.text_body = fmt::format(
+        "Someone, hopefully you, added {} to a backpack account at {}.\n\n"
+        "Verification token: {}\n\n"
+        "To verify the address, send the token to the node:\n\n"
+        "  POST {}/api/v1/account/emails/verify\n"
+        "  {{\"token\": \"<the token above>\"}}\n\n"
+        "The token expires at {}. If you did not ask for this, ignore this message.\n",
+        address, public_url, token, public_url, FormatTime(expires_at));
+    Deliver(m);
+  }
+
+  void Deliver(const mail::Message& m) {
+    Status s = mailer.Send(m);
+    if (!s.ok()) log::Error("accounts", "could not queue mail", {{"error", s.ToString()}});
+  }
+
+  Result<SessionGrant> NewSession(std::string_view account) {
+    SessionGrant grant;
+    grant.token = protocol::Base64UrlEncode(random(32));
+    const std::string hash = protocol::Sha256Hex(grant.token);
+    const int64_t now = clock();
+    grant.expires_at = now + int64_t{config.session_ttl_hours} * 3600;
+    storage::WriteBatch batch;
+    batch.Put(Family::kSessions, hash,
+              json{{"account", account}, {"created_at", now}, {"expires_at", grant.expires_at}}.dump());
+    batch.Put(Family::kAccountTokens, TokenIndexKey(account, 's', hash), "");
+    BP_RETURN_IF_ERROR(store.Write(batch));
+    return grant;
+  }
+
+  // Adds deletes of the account's sessions (kind 's'), emailed tokens ('m')
+  // or both (0) to `batch`.
+  Status RevokeSecrets(storage::WriteBatch& batch, std::string_view account, char kind) {
+    const std::string prefix = kind ? fmt::format("{}/{}/", account, kind) : fmt::format("{}/", account);
+    return store.Scan(Family::kAccountTokens, prefix, [&](std::string_view key, std::string_view) {
+      const char k = key[account.size() + 1];
+      const std::string_view hash = key.substr(account.size() + 3);
+      batch.Delete(k == 's' ? Family::kSessions : Family::kMailTokens, hash);
+      batch.Delete(Family::kAccountTokens, key);
+      return true;
+    });
+  }
+};
+
+AccountService::AccountService(storage::Store& store, storage::KeyLocks& locks, mail::Mailer& mailer,
+                               const config::AccountsConfig& config, std::string public_url,
+                               UnixClock clock, RandomSource random)
+    : impl_(std::make_shared<Impl>(store, locks, mailer, config, std::move(public_url),
+                                   std::move(clock), std::move(random))) {}
+
+Result<AccountView> AccountService::CreateAccount(std::string_view email, std::string_view password,
+                                                  std::string_view display_name) {
+  Impl& d = *impl_;
+  auto address = protocol::CleanEmail(email);
+  if (!address.ok()) return address.status();
+  BP_RETURN_IF_ERROR(d.CheckPassword(password));
+  if (display_name.size() > kMaxDisplayNameBytes) return InvalidArgument("display_name is longer than 200 bytes");
+  for (unsigned char c : display_name) {
+    if (c < 0x20 || c == 0x7f) return InvalidArgument("display_name contains control characters");
+  }
+  auto hash = d.Hash(password);
+  if (!hash.ok()) return hash.status();
+
+  const std::string normalized = protocol::NormalizeEmail(*address);
+  const int64_t now = d.clock();
+  AccountRecord account{protocol::HexEncode(d.random(16)), std::string(display_name), *hash, now,
+                        {{*address, false, false, now}}};
+  storage::WriteBatch batch;
+  int64_t expires_at = 0;
+  std::string token;
+  {
+    auto guard = d.locks.Lock({EmailLock(normalized)});
+    auto claim = d.LoadClaim(normalized);
+    if (!claim.ok()) return claim.status();
+    if (claim->has_value()) {
+      const EmailClaim& c = **claim;
+      const bool held = c.verified || c.claimed_at + int64_t{d.config.signup_claim_ttl_hours} * 3600 > now;
+      if (held) return AlreadyExists("an account with this email address already exists");
+    }
+    batch.Put(Family::kAccounts, account.id, Serialize(account));
+    batch.Put(Family::kEmailIndex, normalized, Serialize(EmailClaim{account.id, false, now}));
+    token = d.IssueMailToken(batch, account.id, kPurposeVerify, *address,
+                             int64_t{d.config.verify_token_ttl_hours} * 3600, &expires_at);
+    BP_RETURN_IF_ERROR(d.store.Write(batch));
+  }
+  log::Info("accounts", "account created", {{"account", account.id}});
+  d.SendVerification(*address, token, expires_at);
+  return ToView(account);
+}
+
+Result<SessionGrant> AccountService::SignIn(std::string_view email, std::string_view password) {
+  Impl& d = *impl_;
+  const Status denied = Unauthenticated("email address or password is incorrect");
+  auto address = protocol::CleanEmail(email);
+  if (!address.ok() || password.size() > kMaxPasswordBytes) {
+    d.SpendPasswordCheck(password);
+    return denied;
+  }
+  auto claim = d.LoadClaim(protocol::NormalizeEmail(*address));
+  if (!claim.ok()) return claim.status();
+  if (!claim->has_value()) {
+    d.SpendPasswordCheck(password);
+    return denied;
+  }
+  auto account = d.LoadAccount((*claim)->account);
+  if (!account.ok()) return account.status();
+  if (!account->has_value()) {
+    d.SpendPasswordCheck(password);
+    return denied;
+  }
+  if (!protocol::VerifyPassword(password, (*account)->password_hash)) return denied;
+  return d.NewSession((*account)->id);
+}
+
+Result<std::string> AccountService::Authenticate(std::string_view token) {
+  Impl& d = *impl_;
+  const Status denied = Unauthenticated("missing, invalid or expired session token");
+  if (token.empty() || token.size() > kMaxTokenBytes) return denied;
+  auto bytes = d.store.Get(Family::kSessions, protocol::Sha256Hex(token));
+  if (!bytes.ok()) return bytes.status();
+  if (!bytes->has_value()) return denied;
+  json j = json::parse(**bytes, nullptr, false);
+  if (!j.is_object() || j.value("expires_at", int64_t{0}) <= d.clock()) return denied;
+  return j.value("account", "");
+}
+
+Status AccountService::SignOut(std::string_view token) {
+  Impl& d = *impl_;
+  auto account = Authenticate(token);
+  if (!account.ok()) return account.status();
+  const std::string hash = protocol::Sha256Hex(token);
+  storage::WriteBatch batch;
+  batch.Delete(Family::kSessions, hash);
+  batch.Delete(Family::kAccountTokens, TokenIndexKey(*account, 's', hash));
+  return d.store.Write(batch);
+}
+
+Result<AccountView> AccountService::GetAccount(const std::string& account_id) {
+  auto rec = impl_->MustLoadAccount(account_id);
+  if (!rec.ok()) return rec.status();
+  return ToView(*rec);
+}
+
+Result<bool> AccountService::AddEmail(const std::string& account_id, std::string_view address_in) {
+  Impl& d = *impl_;
+  auto address = protocol::CleanEmail(address_in);
+  if (!address.ok()) return address.status();
+  const std::string normalized = protocol::NormalizeEmail(*address);
+  std::string token;
+  std::string send_to;
+  int64_t expires_at = 0;
+  bool added = false;
+  {
+    auto guard = d.locks.Lock({AccountLock(account_id)});
+    auto account = d.MustLoadAccount(account_id);
+    if (!account.ok()) return account.status();
+    storage::WriteBatch batch;
+    if (EmailRecord* existing = account->Find(normalized)) {
+      if (existing->verified) return AlreadyExists("this address is already verified on your account");
+      send_to = existing->address;
+    } else {
+      if (account->emails.size() >= static_cast<size_t>(d.config.max_emails_per_account)) {
+        return FailedPrecondition(fmt::format("an account can hold at most {} email addresses",
+                                              d.config.max_emails_per_account));
+      }
+      account->emails.push_back({*address, false, false, d.clock()});
+      batch.Put(Family::kAccounts, account_id, Serialize(*account));
+      send_to = *address;
+      added = true;
+    }
+    token = d.IssueMailToken(batch, account_id, kPurposeVerify, send_to,
+                             int64_t{d.config.verify_token_ttl_hours} * 3600, &expires_at);
+    BP_RETURN_IF_ERROR(d.store.Write(batch));
+  }
+  d.SendVerification(send_to, token, expires_at);
+  return added;
+}
+
+Result<AccountView> AccountService::VerifyEmail(std::string_view token, const std::string& account_id) {
+  Impl& d = *impl_;
+  const Status invalid = NotFound("verification token is invalid or has expired");
+  std::string hash;
+  auto first = d.LoadMailToken(token, &hash);
+  if (!first.ok()) return first.status();
+  if (!first->has_value() || (*first)->purpose != kPurposeVerify) return invalid;
+  if (!account_id.empty() && (*first)->account != account_id) return invalid;
+  const std::string owner = (*first)->account;
+  const std::string normalized = protocol::NormalizeEmail((*first)->address);
+
+  auto guard = d.locks.Lock({AccountLock(owner), EmailLock(normalized)});
+  auto again = d.LoadMailToken(token, &hash);  // may have been used meanwhile
+  if (!again.ok()) return again.status();
+  if (!again->has_value()) return invalid;
+  auto account = d.MustLoadAccount(owner);
+  if (!account.ok()) return account.status();
+  EmailRecord* email = account->Find(normalized);
+  if (email == nullptr) return NotFound("this address is no longer on the account");
+  auto claim = d.LoadClaim(normalized);
+  if (!claim.ok()) return claim.status();
+  if (claim->has_value() && (*claim)->verified && (*claim)->account != owner) {
+    return AlreadyExists("this address is verified by another account on this node");
+  }
+  email->verified = true;
+  if (account->VerifiedCount() == 1 || std::none_of(account->emails.begin(), account->emails.end(),
+                                                    [](const auto& e) { return e.primary; })) {
+    for (auto& e : account->emails) e.primary = (&e == email);
+  }
+  storage::WriteBatch batch;
+  batch.Put(Family::kAccounts, owner, Serialize(*account));
+  batch.Put(Family::kEmailIndex, normalized, Serialize(EmailClaim{owner, true, d.clock()}));
+  batch.Delete(Family::kMailTokens, hash);
+  batch.Delete(Family::kAccountTokens, TokenIndexKey(owner, 'm', hash));
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  log::Info("accounts", "email verified", {{"account", owner}});
+  return ToView(*account);
+}
+
+Result<AccountView> AccountService::SetPrimaryEmail(const std::string& account_id,
+                                                    std::string_view address) {
+  Impl& d = *impl_;
+  const std::string normalized = protocol::NormalizeEmail(address);
+  auto guard = d.locks.Lock({AccountLock(account_id)});
+  auto account = d.MustLoadAccount(account_id);
+  if (!account.ok()) return account.status();
+  EmailRecord* email = account->Find(normalized);
+  if (email == nullptr) return NotFound("this address is not on your account");
+  if (!email->verified) return FailedPrecondition("only a verified address can be primary");
+  for (auto& e : account->emails) e.primary = (&e == email);
+  storage::WriteBatch batch;
+  batch.Put(Family::kAccounts, account_id, Serialize(*account));
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  return ToView(*account);
+}
+
+Result<AccountView> AccountService::RemoveEmail(const std::string& account_id, std::string_view address) {
+  Impl& d = *impl_;
+  const std::string normalized = protocol::NormalizeEmail(address);
+  auto guard = d.locks.Lock({AccountLock(account_id), EmailLock(normalized)});
+  auto account = d.MustLoadAccount(account_id);
+  if (!account.ok()) return account.status();
+  EmailRecord* email = account->Find(normalized);
+  if (email == nullptr) return NotFound("this address is not on your account");
+  if (account->emails.size() == 1) return FailedPrecondition("the only address of an account cannot be removed");
+  if (email->verified && account->VerifiedCount() == 1) {
+    return FailedPrecondition("the last verified address cannot be removed");
+  }
+  const bool was_primary = email->primary;
+  account->emails.erase(account->emails.begin() + (email - account->emails.data()));
+  if (was_primary) {
+    for (auto& e : account->emails) {
+      if (e.verified) {
+        e.primary = true;
+        break;
+      }
+    }
+  }
+  storage::WriteBatch batch;
+  batch.Put(Family::kAccounts, account_id, Serialize(*account));
+  auto claim = d.LoadClaim(normalized);
+  if (!claim.ok()) return claim.status();
+  if (claim->has_value() && (*claim)->account == account_id) batch.Delete(Family::kEmailIndex, normalized);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  return ToView(*account);
+}
+
+Status AccountService::RequestPasswordReset(std::string_view email) {
+  Impl& d = *impl_;
+  auto address = protocol::CleanEmail(email);
+  if (!address.ok()) return Status::Ok();
+  const std::string normalized = protocol::NormalizeEmail(*address);
+  auto claim = d.LoadClaim(normalized);
+  if (!claim.ok()) return claim.status();
+  if (!claim->has_value()) return Status::Ok();
+  const std::string owner = (*claim)->account;
+  auto account = d.LoadAccount(owner);
+  if (!account.ok()) return account.status();
+  if (!account->has_value()) return Status::Ok();
+  const EmailRecord* on_account = (*account)->Find(normalized);
+  if (on_account == nullptr) return Status::Ok();
+  storage::WriteBatch batch;
+  int64_t expires_at = 0;
+  const std::string token = d.IssueMailToken(batch, owner, kPurposeReset, on_account->address,
+                                             int64_t{d.config.reset_token_ttl_minutes} * 60, &expires_at);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  mail::Message m;
+  m.to = on_account->address;
+  m.subject = "Reset the password of your backpack";
+  m.text_body = fmt::format(
+      "Someone, hopefully you, asked to reset the password of the backpack account for {} at {}.\n\n"
+      "Reset token: {}\n\n"
+      "To choose a new password, send the token to the node:\n\n"
+      "  POST {}/api/v1/password-reset/confirm\n"
+      "  {{\"token\": \"<the token above>\", \"password\": \"<new password>\"}}\n\n"
+      "The token expires at {}. If you did not ask for this, ignore this message: your password "
+      "stays as it is.\n",
+      on_account->address, d.public_url, token, d.public_url, FormatTime(expires_at));
+  d.Deliver(m);
+  return Status::Ok();
+}
+
+Status AccountService::ResetPassword(std::string_view token, std::string_view new_password) {
+  Impl& d = *impl_;
+  BP_RETURN_IF_ERROR(d.CheckPassword(new_password));
+  const Status invalid = NotFound("reset token is invalid or has expired");
+  std::string hash;
+  auto first = d.LoadMailToken(token, &hash);
+  if (!first.ok()) return first.status();
+  if (!first->has_value() || (*first)->purpose != kPurposeReset) return invalid;
+  const std::string owner = (*first)->account;
+  auto new_hash = d.Hash(new_password);
+  if (!new_hash.ok()) return new_hash.status();
+
+  auto guard = d.locks.Lock({AccountLock(owner)});
+  auto again = d.LoadMailToken(token, &hash);
+  if (!again.ok()) return again.status();
+  if (!again->has_value()) return invalid;
+  auto account = d.MustLoadAccount(owner);
+  if (!account.ok()) return account.status();
+  account->password_hash = *new_hash;
+  storage::WriteBatch batch;
+  batch.Put(Family::kAccounts, owner, Serialize(*account));
+  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, owner, 's'));
+  batch.Delete(Family::kMailTokens, hash);
+  batch.Delete(Family::kAccountTokens, TokenIndexKey(owner, 'm', hash));
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  log::Info("accounts", "password reset", {{"account", owner}});
+  return Status::Ok();
+}
+
+Status AccountService::DeleteAccount(const std::string& account_id, std::string_view password) {
+  Impl& d = *impl_;
+  auto account = d.MustLoadAccount(account_id);
+  if (!account.ok()) return account.status();
+  if (!protocol::VerifyPassword(password, account->password_hash)) {
+    return PermissionDenied("password is incorrect");
+  }
+  std::vector<std::string> lock_keys{AccountLock(account_id)};
+  for (const auto& e : account->emails) lock_keys.push_back(EmailLock(protocol::NormalizeEmail(e.address)));
+  auto guard = d.locks.Lock(lock_keys);
+  auto current = d.MustLoadAccount(account_id);  // emails may have changed before the lock
+  if (!current.ok()) return current.status();
+  storage::WriteBatch batch;
+  batch.Delete(Family::kAccounts, account_id);
+  for (const auto& e : current->emails) {
+    const std::string normalized = protocol::NormalizeEmail(e.address);
+    auto claim = d.LoadClaim(normalized);
+    if (!claim.ok()) return claim.status();
+    if (claim->has_value() && (*claim)->account == account_id) batch.Delete(Family::kEmailIndex, normalized);
+  }
+  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, account_id, 0));
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  log::Info("accounts", "account deleted", {{"account", account_id}});
+  return Status::Ok();
+}
+
+}  // namespace backpack

@@ -1,0 +1,242 @@
+#include "daemon/node.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <fmt/format.h>
+
+#include "daemon/account_api.h"
+#include "daemon/accounts.h"
+#include "daemon/http.h"
+#include "daemon/http_server.h"
+#include "daemon/log.h"
+#include "daemon/mail.h"
+#include "daemon/metrics.h"
+#include "federation/node_description.h"
+#include "storage/store.h"
+
+namespace backpack {
+
+namespace net = boost::asio;
+namespace bhttp = http::bhttp;
+
+namespace {
+
+constexpr uint32_t kSchemaVersion = 1;
+
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    log::Error("node", "the system random generator failed");
+    std::abort();
+  }
+  return out;
+}
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view content) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return Unavailable(fmt::format("cannot write {}", tmp));
+  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Unavailable(fmt::format("cannot write {}", path));
+  }
+  return Status::Ok();
+}
+
+std::string HostPortOf(std::string_view url) {
+  const size_t scheme = url.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  return std::string(rest.substr(0, rest.find('/')));
+}
+
+}  // namespace
+
+struct Node::Impl {
+  explicit Impl(config::Config c) : config(std::move(c)), ioc(config.server.io_threads),
+                                     workers(static_cast<size_t>(config.server.worker_threads)),
+                                     signals(ioc, SIGINT, SIGTERM), grace_timer(ioc) {}
+
+  config::Config config;
+  net::io_context ioc;
+  net::thread_pool workers;
+  net::signal_set signals;
+  net::steady_timer grace_timer;
+  std::unique_ptr<storage::Store> store;
+  storage::KeyLocks locks;
+  std::unique_ptr<mail::Mailer> mailer;
+  Metrics metrics;
+  http::Router router;
+  std::unique_ptr<AccountService> accounts;
+  std::unique_ptr<HttpServer> server;
+  std::string public_url;
+  std::string node_document;
+  std::vector<std::thread> io_threads;
+  std::chrono::steady_clock::time_point shutdown_deadline;
+  std::atomic<bool> stopping{false};
+
+  void RegisterNodeRoutes();
+  void BeginShutdown();
+  void PollShutdown();
+};
+
+Node::Node(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Node::~Node() {
+  if (!impl_->io_threads.empty()) {
+    Stop();
+    Run();
+  }
+}
+
+Status Node::Start() {
+  Impl& d = *impl_;
+  const auto& cfg = d.config;
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.storage.data_dir, ec);
+  if (ec) return Unavailable(fmt::format("cannot create data directory '{}': {}", cfg.storage.data_dir, ec.message()));
+  ::chmod(cfg.storage.data_dir.c_str(), 0700);
+
+  storage::StoreOptions options;
+  options.path = (std::filesystem::path(cfg.storage.data_dir) / "db").string();
+  options.block_cache_bytes = uint64_t(cfg.storage.block_cache_mb) << 20;
+  options.schema_version = kSchemaVersion;
+  auto store = storage::OpenRocksStore(options);
+  if (!store.ok()) return store.status();
+  d.store = std::move(*store);
+
+  auto mailer = mail::MakeMailer(cfg.mail, cfg.storage.data_dir);
+  if (!mailer.ok()) return mailer.status();
+  d.mailer = std::move(*mailer);
+
+  d.server = std::make_unique<HttpServer>(d.ioc, cfg.server, d.router, d.metrics, d.workers);
+  BP_RETURN_IF_ERROR(d.server->Listen());
+  const std::string bound = d.server->LocalAddress();
+  d.public_url = cfg.server.public_url.empty()
+                     ? fmt::format("{}://{}", d.server->tls() ? "https" : "http", bound)
+                     : cfg.server.public_url;
+  while (!d.public_url.empty() && d.public_url.back() == '/') d.public_url.pop_back();
+
+  d.accounts = std::make_unique<AccountService>(*d.store, d.locks, *d.mailer, cfg.accounts, d.public_url,
+                                                UnixNow, RandomBytes);
+  d.RegisterNodeRoutes();
+  RegisterAccountRoutes(d.router, *d.accounts, cfg.accounts);
+
+  if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
+
+  d.signals.async_wait([&d](const boost::system::error_code& e, int signal) {
+    if (e) return;
+    log::Info("node", "signal received; shutting down", {{"signal", signal}});
+    d.BeginShutdown();
+  });
+  d.server->Start();
+  for (int i = 0; i < cfg.server.io_threads; ++i) d.io_threads.emplace_back([&d] { d.ioc.run(); });
+  log::Info("node", "listening",
+            {{"address", bound}, {"url", d.public_url}, {"tls", d.server->tls()},
+             {"data_dir", cfg.storage.data_dir}, {"version", BACKPACK_VERSION}});
+  return Status::Ok();
+}
+
+void Node::Impl::RegisterNodeRoutes() {
+  federation::NodeDescription node;
+  node.public_url = public_url;
+  node.name = config.server.node_name.empty() ? HostPortOf(public_url) : config.server.node_name;
+  node.software_version = BACKPACK_VERSION;
+  node.endpoints = {{"health", "/healthz"},
+                    {"metrics", "/metrics"},
+                    {"accounts", "/api/v1/accounts"},
+                    {"sessions", "/api/v1/sessions"},
+                    {"account", "/api/v1/account"},
+                    {"password_reset", "/api/v1/password-reset"}};
+  node_document = federation::ToJson(node);
+
+  router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {
+    return http::JsonResponse(bhttp::status::ok, R"({"status":"ok"})");
+  });
+  router.Add(bhttp::verb::get, "/.well-known/backpack-node", http::Exec::kInline, [this](http::Context&) {
+    http::Response res = http::JsonResponse(bhttp::status::ok, node_document);
+    res.set(bhttp::field::access_control_allow_origin, "*");
+    res.set(bhttp::field::cache_control, "public, max-age=300");
+    return res;
+  });
+  // Storage figures read RocksDB properties: a worker route.
+  router.Add(bhttp::verb::get, "/metrics", http::Exec::kWorker, [this](http::Context&) {
+    http::Response res{bhttp::status::ok, 11};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = metrics.Render(store->Stats(), server->WorkerQueueDepth());
+    return res;
+  });
+}
+
+void Node::Impl::BeginShutdown() {
+  if (stopping.exchange(true)) return;
+  shutdown_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
+  boost::system::error_code ignored;
+  signals.cancel(ignored);
+  server->BeginShutdown();
+  PollShutdown();
+}
+
+void Node::Impl::PollShutdown() {
+  const bool drained = server->InFlight() == 0 && server->WorkerQueueDepth() == 0;
+  const bool late = std::chrono::steady_clock::now() >= shutdown_deadline;
+  if (drained || late) {
+    if (!drained) {
+      log::Warn("node", "grace period over; abandoning requests in flight",
+                {{"in_flight", server->InFlight()}});
+    }
+    ioc.stop();
+    return;
+  }
+  grace_timer.expires_after(std::chrono::milliseconds(20));
+  grace_timer.async_wait([this](const boost::system::error_code& e) {
+    if (!e) PollShutdown();
+  });
+}
+
+void Node::Stop() {
+  net::post(impl_->ioc, [d = impl_.get()] { d->BeginShutdown(); });
+}
+
+int Node::Run() {
+  Impl& d = *impl_;
+  for (auto& t : d.io_threads) t.join();
+  d.io_threads.clear();
+  d.workers.join();  // queued storage work completes: acknowledged writes stay written
+  if (d.mailer) d.mailer->Stop();
+  int code = 0;
+  if (d.store) {
+    Status s = d.store->Flush();
+    if (!s.ok()) {
+      log::Error("node", "storage flush failed", {{"error", s.ToString()}});
+      code = 1;
+    }
+  }
+  log::Info("node", "stopped");
+  return code;
+}
+
+std::string Node::address() const { return impl_->server ? impl_->server->LocalAddress() : std::string(); }
+std::string Node::public_url() const { return impl_->public_url; }
+
+}  // namespace backpack

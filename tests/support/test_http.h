@@ -1,0 +1,83 @@
+// Test support: a blocking HTTP/1.1 client over real sockets, a backpackd
+// child process on an ephemeral port, and temporary directories.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace backpack::testing {
+
+struct Reply {
+  int status = 0;  // 0 when the connection failed or closed without answer
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string Header(const std::string& name) const;
+};
+
+struct RequestSpec {
+  std::string method = "GET";
+  std::string target = "/";
+  std::string body;
+  std::string content_type = "application/json";
+  std::string bearer;
+  std::map<std::string, std::string> headers;
+};
+
+// One request on a fresh connection. `tls_ca` non-empty: HTTPS verified
+// against that PEM file.
+Reply Send(const std::string& host_port, const RequestSpec& spec, const std::string& tls_ca = {});
+
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A backpackd child process: --listen 127.0.0.1:0, a port file, the given
+// TOML appended to a config file in its data dir's parent.
+class NodeProcess {
+ public:
+  NodeProcess(std::string data_dir, std::string extra_toml = {});
+  ~NodeProcess();  // SIGKILLs a still-running child
+
+  // Starts and waits until the port file appears; false on failure.
+  bool Start();
+  const std::string& address() const { return address_; }
+  // Sends `signal` and waits for exit; returns the exit status as from
+  // waitpid (use WIFEXITED etc.), or -1 on timeout.
+  int StopWith(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Waits for the child's exit without signalling.
+  int Wait(std::chrono::milliseconds timeout);
+  pid_t pid() const { return pid_; }
+  std::string log_path() const { return dir_ + "/node.log"; }
+  std::string ReadLog() const;
+
+  Reply Call(const RequestSpec& spec) const { return Send(address_, spec, tls_ca_); }
+  void set_tls_ca(std::string ca) { tls_ca_ = std::move(ca); }
+
+ private:
+  std::string data_dir_;
+  std::string dir_;
+  std::string extra_toml_;
+  std::string address_;
+  std::string tls_ca_;
+  pid_t pid_ = -1;
+};
+
+// Runs a command line through /bin/sh; returns its exit status.
+int Shell(const std::string& command);
+std::string ReadFile(const std::string& path);
+std::vector<std::string> ListFiles(const std::string& dir);
+
+}  // namespace backpack::testing
