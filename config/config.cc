@@ -125,6 +125,7 @@ constexpr KeySpec kAccountsKeys[] = {
                                                                10000),
     Int<kAccounts, &AccountsConfig::signups_per_hour>("signups_per_hour", 1, 100000),
     Int<kAccounts, &AccountsConfig::mail_requests_per_hour>("mail_requests_per_hour", 1, 10000),
+    Int<kAccounts, &AccountsConfig::cache_entries>("cache_entries", 0, 10000000),
 };
 
 constexpr KeySpec kMailKeys[] = {

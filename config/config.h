@@ -51,6 +51,8 @@ struct AccountsConfig {
   int login_attempts_per_minute = 10;     // [accounts] login_attempts_per_minute: per client address and per email
   int signups_per_hour = 20;              // [accounts] signups_per_hour: per client address
   int mail_requests_per_hour = 10;        // [accounts] mail_requests_per_hour: verification/reset mails per account or address
+  int cache_entries = 100000;             // [accounts] cache_entries (0..10000000): sessions and accounts
+                                          //   kept in memory each; 0 reads storage every time
 };
 
 struct MailConfig {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/log.h"
+#include "daemon/lru_cache.h"
 #include "daemon/mail.h"
 #include "protocol/email_address.h"
 #include "protocol/encoding.h"
@@ -142,7 +143,8 @@ struct AccountService::Impl {
   Impl(storage::Store& s, storage::KeyLocks& l, mail::Mailer& m, const config::AccountsConfig& c,
        std::string url, UnixClock clk, RandomSource rnd)
       : store(s), locks(l), mailer(m), config(c), public_url(std::move(url)), clock(std::move(clk)),
-        random(std::move(rnd)) {}
+        random(std::move(rnd)), sessions(static_cast<size_t>(c.cache_entries)),
+        accounts(static_cast<size_t>(c.cache_entries)) {}
 
   storage::Store& store;
   storage::KeyLocks& locks;
@@ -153,6 +155,17 @@ struct AccountService::Impl {
   RandomSource random;
   std::once_flag dummy_once;
   std::string dummy_hash;
+
+  // Read-through caches. Coherence rule: an entry is only inserted or
+  // changed while holding the account's KeyLock, after the store write it
+  // mirrors has succeeded, so a reader can never re-insert a stale record
+  // over a newer one (or a session that was just revoked).
+  struct CachedSession {
+    std::string account;
+    int64_t expires_at = 0;
+  };
+  LruCache<CachedSession> sessions;  // sha256 hex of the token -> session
+  LruCache<std::shared_ptr<const AccountRecord>> accounts;  // account id -> record
 
   protocol::ScryptParams Scrypt() const { return {config.scrypt_log2_n, 8, 1}; }
 
@@ -179,13 +192,31 @@ struct AccountService::Impl {
     (void)protocol::VerifyPassword(password, dummy_hash);
   }
 
+  // Callers hold the account's KeyLock.
   Result<std::optional<AccountRecord>> LoadAccount(std::string_view id) {
+    const std::string key(id);
+    if (auto hit = accounts.Get(key)) return std::optional<AccountRecord>(**hit);
     auto bytes = store.Get(Family::kAccounts, id);
     if (!bytes.ok()) return bytes.status();
     if (!bytes->has_value()) return std::optional<AccountRecord>{};
     auto rec = ParseAccount(**bytes);
     if (!rec.ok()) return rec.status();
+    accounts.Put(key, std::make_shared<const AccountRecord>(*rec));
     return std::optional<AccountRecord>(std::move(*rec));
+  }
+
+  // For callers without the lock: a cache hit, or a locked load.
+  Result<std::optional<AccountRecord>> ReadAccount(std::string_view id) {
+    if (auto hit = accounts.Get(std::string(id))) return std::optional<AccountRecord>(**hit);
+    auto guard = locks.Lock({AccountLock(id)});
+    return LoadAccount(id);
+  }
+
+  // Writes `batch`, then mirrors `account` into the cache. Under the lock.
+  Status WriteAccount(const storage::WriteBatch& batch, const AccountRecord& account) {
+    BP_RETURN_IF_ERROR(store.Write(batch));
+    accounts.Put(account.id, std::make_shared<const AccountRecord>(account));
+    return Status::Ok();
   }
 
   Result<AccountRecord> MustLoadAccount(std::string_view id) {
@@ -193,6 +224,17 @@ struct AccountService::Impl {
     if (!rec.ok()) return rec.status();
     if (!rec->has_value()) return NotFound("account not found");
     return std::move(**rec);
+  }
+
+  Result<AccountRecord> MustReadAccount(std::string_view id) {
+    auto rec = ReadAccount(id);
+    if (!rec.ok()) return rec.status();
+    if (!rec->has_value()) return NotFound("account not found");
+    return std::move(**rec);
+  }
+
+  void ForgetSessions(const std::vector<std::string>& hashes) {
+    for (const auto& h : hashes) sessions.Erase(h);
   }
 
   Result<std::optional<EmailClaim>> LoadClaim(std::string_view normalized) {
@@ -259,17 +301,23 @@ struct AccountService::Impl {
               json{{"account", account}, {"created_at", now}, {"expires_at", grant.expires_at}}.dump());
     batch.Put(Family::kAccountTokens, TokenIndexKey(account, 's', hash), "");
     BP_RETURN_IF_ERROR(store.Write(batch));
+    // A token nobody has seen yet cannot race with a revocation.
+    sessions.Put(hash, CachedSession{std::string(account), grant.expires_at});
     return grant;
   }
 
   // Adds deletes of the account's sessions (kind 's'), emailed tokens ('m')
   // or both (0) to `batch`.
-  Status RevokeSecrets(storage::WriteBatch& batch, std::string_view account, char kind) {
+  // `sessions_out` receives the session hashes, to drop from the cache once
+  // the batch is written.
+  Status RevokeSecrets(storage::WriteBatch& batch, std::string_view account, char kind,
+                       std::vector<std::string>* sessions_out) {
     const std::string prefix = kind ? fmt::format("{}/{}/", account, kind) : fmt::format("{}/", account);
     return store.Scan(Family::kAccountTokens, prefix, [&](std::string_view key, std::string_view) {
       const char k = key[account.size() + 1];
       const std::string_view hash = key.substr(account.size() + 3);
       batch.Delete(k == 's' ? Family::kSessions : Family::kMailTokens, hash);
+      if (k == 's') sessions_out->emplace_back(hash);
       batch.Delete(Family::kAccountTokens, key);
       return true;
     });
@@ -315,7 +363,7 @@ Result<AccountView> AccountService::CreateAccount(std::string_view email, std::s
     batch.Put(Family::kEmailIndex, normalized, Serialize(EmailClaim{account.id, false, now}));
     token = d.IssueMailToken(batch, account.id, kPurposeVerify, *address,
                              int64_t{d.config.verify_token_ttl_hours} * 3600, &expires_at);
-    BP_RETURN_IF_ERROR(d.store.Write(batch));
+    BP_RETURN_IF_ERROR(d.WriteAccount(batch, account));  // a new id: nobody else holds it yet
   }
   log::Info("accounts", "account created", {{"account", account.id}});
   d.SendVerification(*address, token, expires_at);
@@ -336,7 +384,7 @@ Result<SessionGrant> AccountService::SignIn(std::string_view email, std::string_
     d.SpendPasswordCheck(password);
     return denied;
   }
-  auto account = d.LoadAccount((*claim)->account);
+  auto account = d.ReadAccount((*claim)->account);
   if (!account.ok()) return account.status();
   if (!account->has_value()) {
     d.SpendPasswordCheck(password);
@@ -350,12 +398,46 @@ Result<std::string> AccountService::Authenticate(std::string_view token) {
   Impl& d = *impl_;
   const Status denied = Unauthenticated("missing, invalid or expired session token");
   if (token.empty() || token.size() > kMaxTokenBytes) return denied;
-  auto bytes = d.store.Get(Family::kSessions, protocol::Sha256Hex(token));
-  if (!bytes.ok()) return bytes.status();
-  if (!bytes->has_value()) return denied;
-  json j = json::parse(**bytes, nullptr, false);
-  if (!j.is_object() || j.value("expires_at", int64_t{0}) <= d.clock()) return denied;
-  return j.value("account", "");
+  const std::string hash = protocol::Sha256Hex(token);
+  if (auto hit = d.sessions.Get(hash)) {
+    if (hit->expires_at <= d.clock()) return denied;
+    return std::move(hit->account);
+  }
+  auto read = [&]() -> Result<std::optional<Impl::CachedSession>> {
+    auto bytes = d.store.Get(Family::kSessions, hash);
+    if (!bytes.ok()) return bytes.status();
+    if (!bytes->has_value()) return std::optional<Impl::CachedSession>{};
+    json j = json::parse(**bytes, nullptr, false);
+    if (!j.is_object()) return std::optional<Impl::CachedSession>{};
+    return std::optional<Impl::CachedSession>(
+        Impl::CachedSession{j.value("account", ""), j.value("expires_at", int64_t{0})});
+  };
+  auto first = read();
+  if (!first.ok()) return first.status();
+  if (!first->has_value()) return denied;
+  // Re-read under the account's lock before caching: a revocation holds
+  // that lock from its write to its cache update.
+  auto guard = d.locks.Lock({AccountLock((*first)->account)});
+  auto session = read();
+  if (!session.ok()) return session.status();
+  if (!session->has_value()) return denied;
+  d.sessions.Put(hash, **session);
+  if ((*session)->expires_at <= d.clock()) return denied;
+  return (*session)->account;
+}
+
+std::optional<std::string> AccountService::CachedAuthenticate(std::string_view token) {
+  Impl& d = *impl_;
+  if (token.empty() || token.size() > kMaxTokenBytes) return std::nullopt;
+  auto hit = d.sessions.Get(protocol::Sha256Hex(token));
+  if (!hit || hit->expires_at <= d.clock()) return std::nullopt;
+  return std::move(hit->account);
+}
+
+std::optional<AccountView> AccountService::CachedAccount(const std::string& account_id) {
+  auto hit = impl_->accounts.Get(account_id);
+  if (!hit) return std::nullopt;
+  return ToView(**hit);
 }
 
 Status AccountService::SignOut(std::string_view token) {
@@ -363,14 +445,17 @@ Status AccountService::SignOut(std::string_view token) {
   auto account = Authenticate(token);
   if (!account.ok()) return account.status();
   const std::string hash = protocol::Sha256Hex(token);
+  auto guard = d.locks.Lock({AccountLock(*account)});
   storage::WriteBatch batch;
   batch.Delete(Family::kSessions, hash);
   batch.Delete(Family::kAccountTokens, TokenIndexKey(*account, 's', hash));
-  return d.store.Write(batch);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.sessions.Erase(hash);
+  return Status::Ok();
 }
 
 Result<AccountView> AccountService::GetAccount(const std::string& account_id) {
-  auto rec = impl_->MustLoadAccount(account_id);
+  auto rec = impl_->MustReadAccount(account_id);
   if (!rec.ok()) return rec.status();
   return ToView(*rec);
 }
@@ -404,7 +489,7 @@ Result<bool> AccountService::AddEmail(const std::string& account_id, std::string
     }
     token = d.IssueMailToken(batch, account_id, kPurposeVerify, send_to,
                              int64_t{d.config.verify_token_ttl_hours} * 3600, &expires_at);
-    BP_RETURN_IF_ERROR(d.store.Write(batch));
+    BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
   }
   d.SendVerification(send_to, token, expires_at);
   return added;
@@ -444,7 +529,7 @@ Result<AccountView> AccountService::VerifyEmail(std::string_view token, const st
   batch.Put(Family::kEmailIndex, normalized, Serialize(EmailClaim{owner, true, d.clock()}));
   batch.Delete(Family::kMailTokens, hash);
   batch.Delete(Family::kAccountTokens, TokenIndexKey(owner, 'm', hash));
-  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
   log::Info("accounts", "email verified", {{"account", owner}});
   return ToView(*account);
 }
@@ -462,7 +547,7 @@ Result<AccountView> AccountService::SetPrimaryEmail(const std::string& account_i
   for (auto& e : account->emails) e.primary = (&e == email);
   storage::WriteBatch batch;
   batch.Put(Family::kAccounts, account_id, Serialize(*account));
-  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
   return ToView(*account);
 }
 
@@ -493,7 +578,7 @@ Result<AccountView> AccountService::RemoveEmail(const std::string& account_id, s
   auto claim = d.LoadClaim(normalized);
   if (!claim.ok()) return claim.status();
   if (claim->has_value() && (*claim)->account == account_id) batch.Delete(Family::kEmailIndex, normalized);
-  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
   return ToView(*account);
 }
 
@@ -506,7 +591,7 @@ Status AccountService::RequestPasswordReset(std::string_view email) {
   if (!claim.ok()) return claim.status();
   if (!claim->has_value()) return Status::Ok();
   const std::string owner = (*claim)->account;
-  auto account = d.LoadAccount(owner);
+  auto account = d.ReadAccount(owner);
   if (!account.ok()) return account.status();
   if (!account->has_value()) return Status::Ok();
   const EmailRecord* on_account = (*account)->Find(normalized);
@@ -553,17 +638,19 @@ Status AccountService::ResetPassword(std::string_view token, std::string_view ne
   account->password_hash = *new_hash;
   storage::WriteBatch batch;
   batch.Put(Family::kAccounts, owner, Serialize(*account));
-  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, owner, 's'));
+  std::vector<std::string> revoked;
+  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, owner, 's', &revoked));
   batch.Delete(Family::kMailTokens, hash);
   batch.Delete(Family::kAccountTokens, TokenIndexKey(owner, 'm', hash));
-  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
+  d.ForgetSessions(revoked);
   log::Info("accounts", "password reset", {{"account", owner}});
   return Status::Ok();
 }
 
 Status AccountService::DeleteAccount(const std::string& account_id, std::string_view password) {
   Impl& d = *impl_;
-  auto account = d.MustLoadAccount(account_id);
+  auto account = d.MustReadAccount(account_id);
   if (!account.ok()) return account.status();
   if (!protocol::VerifyPassword(password, account->password_hash)) {
     return PermissionDenied("password is incorrect");
@@ -581,8 +668,11 @@ Status AccountService::DeleteAccount(const std::string& account_id, std::string_
     if (!claim.ok()) return claim.status();
     if (claim->has_value() && (*claim)->account == account_id) batch.Delete(Family::kEmailIndex, normalized);
   }
-  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, account_id, 0));
+  std::vector<std::string> revoked;
+  BP_RETURN_IF_ERROR(d.RevokeSecrets(batch, account_id, 0, &revoked));
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.accounts.Erase(account_id);
+  d.ForgetSessions(revoked);
   log::Info("accounts", "account deleted", {{"account", account_id}});
   return Status::Ok();
 }

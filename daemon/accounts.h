@@ -21,6 +21,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,11 @@ class AccountService {
   // The account id a session token belongs to; kUnauthenticated when unknown or expired.
   Result<std::string> Authenticate(std::string_view token);
   Status SignOut(std::string_view token);
+
+  // Memory-only lookups that never block: nullopt means "not cached, ask the
+  // blocking method on a worker". Safe on I/O threads.
+  std::optional<std::string> CachedAuthenticate(std::string_view token);
+  std::optional<AccountView> CachedAccount(const std::string& account_id);
 
   Result<AccountView> GetAccount(const std::string& account_id);
   // true when the address was added, false when it was already there

@@ -113,27 +113,46 @@ std::string QueryParam(std::string_view query, std::string_view name) {
   return {};
 }
 
-void Router::Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler) {
-  Route route{method, pattern, SplitPath(pattern), exec, std::move(handler)};
+void Router::Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler,
+                 FastHandler fast) {
+  Route route{method, pattern, SplitPath(pattern), exec, std::move(handler), std::move(fast)};
   routes_.push_back(std::move(route));
 }
 
 const Router::Route* Router::Find(bhttp::verb method, std::string_view path,
                                   std::vector<std::string>* params, std::string* allowed) const {
-  const std::vector<std::string> parts = SplitPath(path);
+  // Split without allocating: routes have few segments.
+  constexpr size_t kMaxSegments = 16;
+  std::string_view parts[kMaxSegments];
+  size_t count = 0;
+  for (size_t i = 0; i < path.size();) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (count == kMaxSegments) return nullptr;
+    parts[count++] = path.substr(i, j - i);
+    i = j;
+  }
   allowed->clear();
   for (const Route& route : routes_) {
-    if (route.segments.size() != parts.size()) continue;
-    std::vector<std::string> found;
+    if (route.segments.size() != count) continue;
     bool match = true;
-    for (size_t i = 0; i < parts.size() && match; ++i) {
+    for (size_t i = 0; i < count && match; ++i) {
+      const std::string& seg = route.segments[i];
+      const bool placeholder = seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
+      if (!placeholder && seg != parts[i]) match = false;
+    }
+    if (!match) continue;
+    std::vector<std::string> found;
+    for (size_t i = 0; i < count && match; ++i) {
       const std::string& seg = route.segments[i];
       if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
         std::string decoded;
         if (!PercentDecode(parts[i], false, &decoded) || decoded.empty()) match = false;
         found.push_back(std::move(decoded));
-      } else if (seg != parts[i]) {
-        match = false;
       }
     }
     if (!match) continue;

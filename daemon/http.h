@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,9 @@ Response JsonResponse(bhttp::status status, std::string body);
 enum class Exec { kInline, kWorker };
 
 using Handler = std::function<Response(Context&)>;
+// Tried on the I/O strand before a kWorker handler: answers from memory
+// without blocking, or returns nullopt to fall through to the worker.
+using FastHandler = std::function<std::optional<Response>(Context&)>;
 
 class Router {
  public:
@@ -50,9 +54,11 @@ class Router {
     std::vector<std::string> segments;
     Exec exec;
     Handler handler;
+    FastHandler fast;  // optional
   };
 
-  void Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler);
+  void Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler,
+           FastHandler fast = nullptr);
 
   // Finds the route for (method, path), filling `params`. When no route
   // matches, `allowed` lists the methods that would match the path (empty

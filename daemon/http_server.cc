@@ -11,7 +11,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -55,12 +54,16 @@ class SessionBase {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(net::io_context& ioc_in, const config::ServerConfig& config_in, const http::Router& router_in,
-       Metrics& metrics_in, net::thread_pool& workers_in)
-      : ioc(ioc_in), config(config_in), router(router_in), metrics(metrics_in), workers(workers_in),
-        acceptor(ioc_in), retry_timer(ioc_in) {}
+  Impl(std::vector<net::io_context*> contexts_in, const config::ServerConfig& config_in,
+       const http::Router& router_in, Metrics& metrics_in, net::thread_pool& workers_in)
+      : contexts(std::move(contexts_in)), config(config_in), router(router_in), metrics(metrics_in),
+        workers(workers_in), acceptor(*contexts.front()), retry_timer(*contexts.front()) {}
 
-  net::io_context& ioc;
+  // One io_context per I/O thread; a connection lives on one of them for
+  // its whole life, so its handlers never run concurrently and no strand
+  // or cross-thread wake-up is needed.
+  std::vector<net::io_context*> contexts;
+  size_t next_context = 0;  // acceptor's thread only
   const config::ServerConfig& config;
   const http::Router& router;
   Metrics& metrics;
@@ -203,7 +206,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const http::Request& req = *request_;
     request_id_ = NewRequestId();
     started_ = Clock::now();
-    method_ = std::string(req.method_string());
+    method_ = bhttp::to_string(req.method());  // static text, also for unknown verbs
     keep_alive_ = req.keep_alive();
     ++server_->in_flight;
 
@@ -227,6 +230,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     route_ = route->pattern;
     if (route->exec == http::Exec::kInline) return Send(Run(*route, *context_));
+    if (route->fast) {
+      std::optional<http::Response> answer;
+      try {
+        answer = route->fast(*context_);
+      } catch (const std::exception& e) {
+        answer = http::StatusResponse(Internal(fmt::format("handler threw: {}", e.what())), request_id_);
+      }
+      if (answer) return Send(std::move(*answer));
+    }
 
     if (server_->worker_queue.load() >= static_cast<size_t>(server_->config.max_pending_requests)) {
       server_->metrics.RequestRejected();
@@ -315,8 +327,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<http::Context> context_;
   std::shared_ptr<http::Response> response_;
   std::string request_id_;
-  std::string route_;
-  std::string method_;
+  // Views of static text or of router-owned patterns: metrics keep them.
+  std::string_view route_;
+  std::string_view method_;
   unsigned status_ = 0;
   Clock::time_point started_;
   bool keep_alive_ = false;
@@ -327,7 +340,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc),
+  net::io_context& home = *contexts[next_context++ % contexts.size()];
+  acceptor.async_accept(home,
                         [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
                           self->OnAccept(ec, std::move(socket));
                         });
@@ -410,9 +424,9 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   Accept();
 }
 
-HttpServer::HttpServer(net::io_context& ioc, const config::ServerConfig& config,
+HttpServer::HttpServer(std::vector<net::io_context*> contexts, const config::ServerConfig& config,
                        const http::Router& router, Metrics& metrics, net::thread_pool& workers)
-    : impl_(std::make_shared<Impl>(ioc, config, router, metrics, workers)) {}
+    : impl_(std::make_shared<Impl>(std::move(contexts), config, router, metrics, workers)) {}
 
 HttpServer::~HttpServer() = default;
 

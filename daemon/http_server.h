@@ -1,8 +1,9 @@
 // The node's HTTP/1.1 server (Boost.Beast), plain or TLS.
 //
-// Threading: sockets run on the io_context's threads, one strand per
-// connection; handlers marked Exec::kWorker run on the worker pool and post
-// their response back to the connection's strand. One request is handled at
+// Threading: one io_context per I/O thread; each connection is assigned to
+// one of them (round robin) and all its handlers run on that thread.
+// Handlers marked Exec::kWorker run on the worker pool and post their
+// response back to the connection's thread. One request is handled at
 // a time per connection (no pipelined concurrency), so a connection holds at
 // most one response in memory.
 //
@@ -15,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "config/config.h"
@@ -32,7 +34,8 @@ class Router;
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& ioc, const config::ServerConfig& config,
+  // Listens on contexts[0]; connections are spread over all of them.
+  HttpServer(std::vector<boost::asio::io_context*> contexts, const config::ServerConfig& config,
              const http::Router& router, Metrics& metrics, boost::asio::thread_pool& workers);
   ~HttpServer();
 

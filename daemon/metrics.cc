@@ -29,7 +29,7 @@ void Metrics::RecordRequest(std::string_view route, std::string_view method, uns
     }
   }
   std::lock_guard lock(mu_);
-  ++requests_[{std::string(route), std::string(method), status}];
+  ++requests_[{route, method, status}];
   if (bucket < bucket_counts_.size()) ++bucket_counts_[bucket];
   ++latency_count_;
   latency_sum_ += seconds;

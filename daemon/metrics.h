@@ -41,7 +41,9 @@ class Metrics {
   std::atomic<uint64_t> requests_rejected_{0};
 
   mutable std::mutex mu_;
-  std::map<std::tuple<std::string, std::string, unsigned>, uint64_t> requests_;
+  // Keyed by views of strings that outlive the Metrics: route patterns
+  // (owned by the router) and method names (static).
+  std::map<std::tuple<std::string_view, std::string_view, unsigned>, uint64_t> requests_;
   std::array<uint64_t, kLatencyBuckets.size()> bucket_counts_{};  // non-cumulative
   uint64_t latency_count_ = 0;
   double latency_sum_ = 0;

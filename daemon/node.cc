@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -73,12 +74,23 @@ std::string HostPortOf(std::string_view url) {
 }  // namespace
 
 struct Node::Impl {
-  explicit Impl(config::Config c) : config(std::move(c)), ioc(config.server.io_threads),
-                                     workers(static_cast<size_t>(config.server.worker_threads)),
-                                     signals(ioc, SIGINT, SIGTERM), grace_timer(ioc) {}
+  explicit Impl(config::Config c)
+      : config(std::move(c)), contexts(MakeContexts(config.server.io_threads)), ioc(*contexts.front()),
+        workers(static_cast<size_t>(config.server.worker_threads)), signals(ioc, SIGINT, SIGTERM),
+        grace_timer(ioc) {
+    for (auto& context : contexts) keep_running.emplace_back(net::make_work_guard(*context));
+  }
+
+  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<net::io_context>> out;
+    for (int i = 0; i < n; ++i) out.push_back(std::make_unique<net::io_context>(1));
+    return out;
+  }
 
   config::Config config;
-  net::io_context ioc;
+  std::vector<std::unique_ptr<net::io_context>> contexts;  // one per I/O thread
+  net::io_context& ioc;  // contexts[0]: acceptor, signals, shutdown timer
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> keep_running;
   net::thread_pool workers;
   net::signal_set signals;
   net::steady_timer grace_timer;
@@ -129,7 +141,9 @@ Status Node::Start() {
   if (!mailer.ok()) return mailer.status();
   d.mailer = std::move(*mailer);
 
-  d.server = std::make_unique<HttpServer>(d.ioc, cfg.server, d.router, d.metrics, d.workers);
+  std::vector<net::io_context*> contexts;
+  for (auto& c : d.contexts) contexts.push_back(c.get());
+  d.server = std::make_unique<HttpServer>(contexts, cfg.server, d.router, d.metrics, d.workers);
   BP_RETURN_IF_ERROR(d.server->Listen());
   const std::string bound = d.server->LocalAddress();
   d.public_url = cfg.server.public_url.empty()
@@ -150,7 +164,7 @@ Status Node::Start() {
     d.BeginShutdown();
   });
   d.server->Start();
-  for (int i = 0; i < cfg.server.io_threads; ++i) d.io_threads.emplace_back([&d] { d.ioc.run(); });
+  for (auto& c : d.contexts) d.io_threads.emplace_back([context = c.get()] { context->run(); });
   log::Info("node", "listening",
             {{"address", bound}, {"url", d.public_url}, {"tls", d.server->tls()},
              {"data_dir", cfg.storage.data_dir}, {"version", BACKPACK_VERSION}});
@@ -205,7 +219,7 @@ void Node::Impl::PollShutdown() {
       log::Warn("node", "grace period over; abandoning requests in flight",
                 {{"in_flight", server->InFlight()}});
     }
-    ioc.stop();
+    for (auto& c : contexts) c->stop();
     return;
   }
   grace_timer.expires_after(std::chrono::milliseconds(20));

@@ -64,6 +64,7 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.accounts.login_attempts_per_minute, b.accounts.login_attempts_per_minute);
   EXPECT_EQ(a.accounts.signups_per_hour, b.accounts.signups_per_hour);
   EXPECT_EQ(a.accounts.mail_requests_per_hour, b.accounts.mail_requests_per_hour);
+  EXPECT_EQ(a.accounts.cache_entries, b.accounts.cache_entries);
   EXPECT_EQ(a.mail.from, b.mail.from);
   EXPECT_EQ(a.mail.smtp_host, b.mail.smtp_host);
   EXPECT_EQ(a.mail.smtp_port, b.mail.smtp_port);
