@@ -39,7 +39,11 @@ namespace {
 
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:016x}", rng());
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t v = rng();
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<size_t>(i)] = kHex[v & 15];
+  return id;
 }
 
 constexpr std::string_view kServerHeader = "backpackd/" BACKPACK_VERSION;
@@ -155,11 +159,23 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     });
   }
 
-  // The rest of the request must arrive within read_timeout.
+  // The rest of the request must arrive within read_timeout. A request
+  // that is already whole in the buffer (the usual keep-alive case) is
+  // parsed in place, without another read operation or timer.
   void ReadRequest() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_->config.max_header_bytes));
     parser_->body_limit(static_cast<uint64_t>(server_->config.max_body_bytes));
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      beast::error_code ec;
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) return OnRead(ec);
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) return OnRead({});
     Lowest().expires_after(std::chrono::milliseconds(server_->config.read_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
