@@ -677,4 +677,27 @@ Status AccountService::DeleteAccount(const std::string& account_id, std::string_
   return Status::Ok();
 }
 
+Result<size_t> AccountService::PurgeExpired(size_t limit) {
+  Impl& d = *impl_;
+  const int64_t now = d.clock();
+  storage::WriteBatch batch;
+  std::vector<std::string> sessions;
+  size_t purged = 0;
+  for (const auto& [family, kind] : {std::pair{Family::kSessions, 's'}, std::pair{Family::kMailTokens, 'm'}}) {
+    BP_RETURN_IF_ERROR(d.store.Scan(family, "", [&](std::string_view key, std::string_view value) {
+      json j = json::parse(value, nullptr, false);
+      if (!j.is_object() || j.value("expires_at", int64_t{0}) > now) return true;
+      batch.Delete(family, key);
+      batch.Delete(Family::kAccountTokens, TokenIndexKey(j.value("account", ""), kind, key));
+      if (kind == 's') sessions.emplace_back(key);
+      return ++purged < limit;
+    }));
+    if (purged >= limit) break;
+  }
+  if (batch.empty()) return size_t{0};
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.ForgetSessions(sessions);
+  return purged;
+}
+
 }  // namespace backpack

@@ -96,6 +96,11 @@ class AccountService {
   // sessions and tokens in one atomic batch.
   Status DeleteAccount(const std::string& account_id, std::string_view password);
 
+  // Deletes expired sessions and emailed tokens (with their index entries),
+  // at most `limit` of them per call; returns how many went. Expired
+  // secrets are already refused; this only reclaims their space.
+  Result<size_t> PurgeExpired(size_t limit);
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;

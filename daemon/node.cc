@@ -94,6 +94,7 @@ struct Node::Impl {
   net::thread_pool workers;
   net::signal_set signals;
   net::steady_timer grace_timer;
+  net::steady_timer purge_timer{ioc};
   std::unique_ptr<storage::Store> store;
   storage::KeyLocks locks;
   std::unique_ptr<mail::Mailer> mailer;
@@ -108,6 +109,7 @@ struct Node::Impl {
   std::atomic<bool> stopping{false};
 
   void RegisterNodeRoutes();
+  void SchedulePurge(std::chrono::seconds after);
   void BeginShutdown();
   void PollShutdown();
 };
@@ -164,6 +166,7 @@ Status Node::Start() {
     d.BeginShutdown();
   });
   d.server->Start();
+  d.SchedulePurge(std::chrono::minutes(1));
   for (auto& c : d.contexts) d.io_threads.emplace_back([context = c.get()] { context->run(); });
   log::Info("node", "listening",
             {{"address", bound}, {"url", d.public_url}, {"tls", d.server->tls()},
@@ -202,8 +205,30 @@ void Node::Impl::RegisterNodeRoutes() {
   });
 }
 
+// Expired sessions and tokens are refused as soon as they expire; this
+// hourly sweep on a worker reclaims their storage.
+void Node::Impl::SchedulePurge(std::chrono::seconds after) {
+  purge_timer.expires_after(after);
+  purge_timer.async_wait([this](const boost::system::error_code& e) {
+    if (e || stopping) return;
+    net::post(workers, [this] {
+      auto purged = accounts->PurgeExpired(10000);
+      if (!purged.ok()) {
+        log::Warn("accounts", "purge of expired secrets failed", {{"error", purged.status().ToString()}});
+      } else if (*purged > 0) {
+        log::Info("accounts", "purged expired secrets", {{"count", *purged}});
+      }
+      // A full batch means more may be waiting.
+      net::post(ioc, [this, full = purged.ok() && *purged == 10000] {
+        if (!stopping) SchedulePurge(full ? std::chrono::seconds(1) : std::chrono::hours(1));
+      });
+    });
+  });
+}
+
 void Node::Impl::BeginShutdown() {
   if (stopping.exchange(true)) return;
+  purge_timer.cancel();
   shutdown_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
   boost::system::error_code ignored;
   signals.cancel(ignored);

@@ -143,6 +143,30 @@ TEST_F(AccountsTest, ConcurrentVerificationHasOneWinner) {
   }
 }
 
+TEST_F(AccountsTest, PurgeRemovesOnlyExpiredSecrets) {
+  NewAccount("purge@x.example");
+  auto old_session = service_->SignIn("purge@x.example", "a good password");
+  ASSERT_TRUE(old_session.ok());
+  auto count = [&](storage::Family f) {
+    size_t n = 0;
+    EXPECT_TRUE(store_->Scan(f, "", [&](std::string_view, std::string_view) { return ++n > 0; }).ok());
+    return n;
+  };
+  EXPECT_EQ(service_->PurgeExpired(1000).value(), 0u);
+  EXPECT_EQ(count(storage::Family::kSessions), 1u);
+  EXPECT_EQ(count(storage::Family::kMailTokens), 1u);
+  // Past the verification token's and the session's lifetimes.
+  now_ += int64_t{config_.session_ttl_hours} * 3600 + 1;
+  auto fresh = service_->SignIn("purge@x.example", "a good password");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(service_->PurgeExpired(1000).value(), 2u);
+  EXPECT_EQ(count(storage::Family::kSessions), 1u);
+  EXPECT_EQ(count(storage::Family::kMailTokens), 0u);
+  EXPECT_EQ(count(storage::Family::kAccountTokens), 1u);  // the fresh session's index entry
+  EXPECT_TRUE(service_->Authenticate(fresh->token).ok());
+  EXPECT_FALSE(service_->Authenticate(old_session->token).ok());
+}
+
 TEST_F(AccountsTest, OutboxMessagesCarryNoPasswordAndOneTokenEach) {
   NewAccount("mail@x.example");
   auto files = ListFiles(dir_.path() + "/outbox");

@@ -1,0 +1,33 @@
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "federation/node_description.h"
+
+namespace backpack::federation {
+namespace {
+
+TEST(NodeDescription, SerialisesWithAbsoluteEndpoints) {
+  NodeDescription node;
+  node.name = "backpack.example";
+  node.public_url = "https://backpack.example";
+  node.software_version = "1.2.3";
+  node.specs = {"ob-2.0"};
+  node.endpoints = {{"accounts", "/api/v1/accounts"}, {"health", "/healthz"}};
+  auto doc = nlohmann::json::parse(ToJson(node));
+  EXPECT_EQ(doc["name"], "backpack.example");
+  EXPECT_EQ(doc["url"], "https://backpack.example");
+  EXPECT_EQ(doc["software"]["name"], "backpackd");
+  EXPECT_EQ(doc["software"]["version"], "1.2.3");
+  EXPECT_EQ(doc["specs"], nlohmann::json::array({"ob-2.0"}));
+  EXPECT_EQ(doc["endpoints"]["accounts"], "https://backpack.example/api/v1/accounts");
+  EXPECT_EQ(doc["endpoints"]["health"], "https://backpack.example/healthz");
+}
+
+TEST(NodeDescription, EmptyListsStayJsonArraysAndObjects) {
+  auto doc = nlohmann::json::parse(ToJson(NodeDescription{}));
+  EXPECT_TRUE(doc["specs"].is_array());
+  EXPECT_TRUE(doc["endpoints"].is_object());
+}
+
+}  // namespace
+}  // namespace backpack::federation
