@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include <fstream>
 #include <future>
 #include <regex>
 #include <thread>
@@ -398,6 +399,39 @@ TEST_F(NodeTest, BadConfigIsRefusedNamingTheKey) {
   node_ = std::make_unique<NodeProcess>(data_dir(), "[server]\nlisten_port = 8080\n");
   EXPECT_FALSE(node_->Start());
   EXPECT_NE(node_->ReadLog().find("server.listen_port"), std::string::npos) << node_->ReadLog();
+}
+
+// Runs a command and returns its exit code and standard output.
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return {-1, out};
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(NodeTest, BackpackctlReportsStatusAndChecksConfig) {
+  StartNode();
+  auto [code, out] = RunCommand(std::string(BACKPACKCTL_PATH) + " status --url http://" + node_->address());
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("health: 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"software\""), std::string::npos) << out;
+
+  auto [valid, valid_out] = RunCommand(std::string(BACKPACKCTL_PATH) + " check-config --config " EXAMPLE_CONFIG);
+  EXPECT_EQ(valid, 0) << valid_out;
+  const std::string bad = dir_.path() + "/bad.toml";
+  { std::ofstream(bad) << "[server]\nio_threads = 0\n"; }
+  auto [invalid, invalid_out] = RunCommand(std::string(BACKPACKCTL_PATH) + " check-config --config " + bad + " 2>&1");
+  EXPECT_EQ(invalid, 1);
+  EXPECT_NE(invalid_out.find("server.io_threads"), std::string::npos) << invalid_out;
+
+  node_->StopWith(SIGTERM);
+  auto [down, down_out] = RunCommand(std::string(BACKPACKCTL_PATH) + " status --url http://" + node_->address() + " 2>&1");
+  EXPECT_EQ(down, 1) << down_out;
+  EXPECT_NE(down_out.find("unreachable"), std::string::npos) << down_out;
 }
 
 }  // namespace
