@@ -37,12 +37,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// 60 random bits as 15 hex digits: unique enough to find a request in the
+// logs, and short enough for std::string's inline storage (no allocation).
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";
   uint64_t v = rng();
-  std::string id(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<size_t>(i)] = kHex[v & 15];
+  std::string id(15, '0');
+  for (int i = 14; i >= 0; --i, v >>= 4) id[static_cast<size_t>(i)] = kHex[v & 15];
   return id;
 }
 
@@ -285,9 +287,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     res.version(11);
     res.set(bhttp::field::server, kServerHeader);
     res.set("X-Request-Id", request_id_);
-    res.set(bhttp::field::cache_control, res.count(bhttp::field::cache_control)
-                                             ? std::string(res[bhttp::field::cache_control])
-                                             : std::string("no-store"));
+    if (res.find(bhttp::field::cache_control) == res.end()) res.set(bhttp::field::cache_control, "no-store");
     res.set("X-Content-Type-Options", "nosniff");
     res.keep_alive(keep_alive_);
     res.prepare_payload();
@@ -300,7 +300,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                  {"path", context_ ? std::string(context_->path) : std::string("-")},
                  {"route", route_}, {"status", status_}, {"ms", seconds * 1000.0}});
     }
-    response_ = std::make_shared<http::Response>(std::move(res));
+    response_.emplace(std::move(res));
     Lowest().expires_after(std::chrono::milliseconds(server_->config.write_timeout_ms));
     bhttp::async_write(stream_, *response_,
                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -341,7 +341,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<http::Request> request_;
   std::optional<http::Context> context_;
-  std::shared_ptr<http::Response> response_;
+  std::optional<http::Response> response_;  // alive until its write completes
   std::string request_id_;
   // Views of static text or of router-owned patterns: metrics keep them.
   std::string_view route_;
