@@ -81,6 +81,7 @@ constexpr auto kServer = &Config::server;
 constexpr auto kStorage = &Config::storage;
 constexpr auto kAccounts = &Config::accounts;
 constexpr auto kMail = &Config::mail;
+constexpr auto kFetch = &Config::fetch;
 constexpr auto kLog = &Config::log;
 
 // Ranges not spelled out in config.h are chosen here: wide enough for any
@@ -141,6 +142,15 @@ constexpr KeySpec kMailKeys[] = {
     Int<kMail, &MailConfig::retry_max_hours>("retry_max_hours", 1, 8760),
 };
 
+constexpr KeySpec kFetchKeys[] = {
+    Bool<kFetch, &FetchConfig::allow_private>("allow_private"),
+    Int<kFetch, &FetchConfig::timeout_ms>("timeout_ms", 100, 600000),
+    Int<kFetch, &FetchConfig::max_bytes>("max_bytes", 1024, 268435456),
+    Int<kFetch, &FetchConfig::max_redirects>("max_redirects", 0, 10),
+    Int<kFetch, &FetchConfig::cache_entries>("cache_entries", 0, 1000000),
+    Str<kFetch, &FetchConfig::ca_file>("ca_file"),
+};
+
 constexpr KeySpec kLogKeys[] = {
     Str<kLog, &LogConfig::level>("level"),
     Str<kLog, &LogConfig::format>("format"),
@@ -148,7 +158,7 @@ constexpr KeySpec kLogKeys[] = {
 
 constexpr TableSpec kTables[] = {
     {"server", kServerKeys}, {"storage", kStorageKeys}, {"accounts", kAccountsKeys},
-    {"mail", kMailKeys},     {"log", kLogKeys},
+    {"mail", kMailKeys},     {"fetch", kFetchKeys},     {"log", kLogKeys},
 };
 
 // Every integer key has a non-empty range that fits in int, so a value that
@@ -463,6 +473,7 @@ Result<Config> LoadConfig(const Flags& flags) {
   }
   if (!flags.data_dir.empty()) config.storage.data_dir = flags.data_dir;
   if (!flags.port_file.empty()) config.server.port_file = flags.port_file;
+  if (flags.fetch_allow_private) config.fetch.allow_private = true;
 
   if (Status status = Validate(config); !status.ok()) {
     if (flags.config_file.empty()) return status;

@@ -68,6 +68,18 @@ struct MailConfig {
   int retry_max_hours = 48;               // [mail] retry_max_hours: give up (and log) after this
 };
 
+// Outbound fetches: hosted assertions, issuer profiles, keys, revocation
+// lists, DID documents.
+struct FetchConfig {
+  bool allow_private = false;             // [fetch] allow_private, flag --fetch-allow-private: allow
+                                          //   loopback, private, link-local and other non-public addresses
+  int timeout_ms = 10000;                 // [fetch] timeout_ms (100..600000): whole fetch, redirects included
+  int max_bytes = 2 * 1024 * 1024;        // [fetch] max_bytes (1024..268435456): response body cap
+  int max_redirects = 5;                  // [fetch] max_redirects (0..10)
+  int cache_entries = 10000;              // [fetch] cache_entries (0..1000000): responses kept with their validators
+  std::string ca_file;                    // [fetch] ca_file: extra trusted CA (PEM), e.g. for a test issuer
+};
+
 struct LogConfig {
   std::string level = "info";             // [log] level: debug, info, warn, error
   std::string format = "json";            // [log] format: "json" or "text"
@@ -78,6 +90,7 @@ struct Config {
   StorageConfig storage;
   AccountsConfig accounts;
   MailConfig mail;
+  FetchConfig fetch;
   LogConfig log;
 };
 
@@ -87,6 +100,7 @@ struct Flags {
   std::string listen;       // --listen
   std::string data_dir;     // --data-dir
   std::string port_file;    // --port-file
+  bool fetch_allow_private = false;  // --fetch-allow-private
 };
 
 // Parses TOML text. `origin` names the source in error messages.

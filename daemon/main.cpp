@@ -11,6 +11,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: backpackd [--listen HOST:PORT] [--data-dir DIR] [--config FILE] [--port-file FILE]\n"
+    "                 [--fetch-allow-private]\n"
     "       backpackd --version | --help\n"
     "\n"
     "Runs a backpack node. Every setting can be given in the TOML file named by\n"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     else if (arg == "--data-dir") value(&flags.data_dir);
     else if (arg == "--config") value(&flags.config_file);
     else if (arg == "--port-file") value(&flags.port_file);
+    else if (arg == "--fetch-allow-private") flags.fetch_allow_private = true;
     else if (arg == "--version") {
       std::printf("backpackd %s\n", BACKPACK_VERSION);
       return 0;

@@ -65,6 +65,12 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.accounts.signups_per_hour, b.accounts.signups_per_hour);
   EXPECT_EQ(a.accounts.mail_requests_per_hour, b.accounts.mail_requests_per_hour);
   EXPECT_EQ(a.accounts.cache_entries, b.accounts.cache_entries);
+  EXPECT_EQ(a.fetch.allow_private, b.fetch.allow_private);
+  EXPECT_EQ(a.fetch.timeout_ms, b.fetch.timeout_ms);
+  EXPECT_EQ(a.fetch.max_bytes, b.fetch.max_bytes);
+  EXPECT_EQ(a.fetch.max_redirects, b.fetch.max_redirects);
+  EXPECT_EQ(a.fetch.cache_entries, b.fetch.cache_entries);
+  EXPECT_EQ(a.fetch.ca_file, b.fetch.ca_file);
   EXPECT_EQ(a.mail.from, b.mail.from);
   EXPECT_EQ(a.mail.smtp_host, b.mail.smtp_host);
   EXPECT_EQ(a.mail.smtp_port, b.mail.smtp_port);
