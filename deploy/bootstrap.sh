@@ -51,6 +51,10 @@ case "$mode" in
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    # Node runs the cross-check against an independent Open Badges baker
+    # (tests/bakery, pinned by its package-lock.json).
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then install_missing nodejs npm; fi
+    npm ci --prefix tests/bakery --no-audit --no-fund --loglevel=error
     build ON
     ctest --test-dir build --output-on-failure -j 2 --timeout 600
     ;;
