@@ -6,9 +6,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/time.h"
 #include "daemon/accounts.h"
 #include "daemon/http.h"
 #include "daemon/rate_limiter.h"
+#include "protocol/email_address.h"
 
 namespace backpack {
 
@@ -17,13 +19,14 @@ namespace bhttp = http::bhttp;
 
 namespace {
 
-std::string Rfc3339(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+// Rate-limit key of an email address: case-folded like NormalizeEmail,
+// trimmed, without validating it (invalid addresses are limited too).
+std::string EmailKey(std::string_view email) {
+  while (!email.empty() && std::isspace(static_cast<unsigned char>(email.front()))) email.remove_prefix(1);
+  while (!email.empty() && std::isspace(static_cast<unsigned char>(email.back()))) email.remove_suffix(1);
+  return "email:" + protocol::NormalizeEmail(email);
 }
+
 
 // Renders the account object directly: this is the hottest response.
 std::string AccountJson(const AccountView& a) {
@@ -46,7 +49,7 @@ std::string AccountJson(const AccountView& a) {
     out += e.primary ? ",\"primary\":true}" : ",\"primary\":false}";
   }
   out += "],\"created_at\":\"";
-  out += Rfc3339(a.created_at);
+  out += FormatRfc3339(a.created_at);
   out += "\"}";
   return out;
 }
@@ -168,17 +171,15 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
     if (!email.ok()) return Fail(email.status(), ctx);
     auto password = StringField(j, "password", true);
     if (!password.ok()) return Fail(password.status(), ctx);
-    std::string email_key = *email;
-    for (char& c : email_key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::chrono::seconds wait{};
     if (!limits->sign_in.Allow("ip:" + ctx.remote_address, &wait) ||
-        !limits->sign_in.Allow("email:" + email_key, &wait)) {
+        !limits->sign_in.Allow(EmailKey(*email), &wait)) {
       return TooMany(wait, "sign-in attempts");
     }
     auto grant = accounts.SignIn(*email, *password);
     if (!grant.ok()) return Fail(grant.status(), ctx);
     return http::JsonResponse(bhttp::status::created,
-                              json{{"token", grant->token}, {"expires_at", Rfc3339(grant->expires_at)}}.dump());
+                              json{{"token", grant->token}, {"expires_at", FormatRfc3339(grant->expires_at)}}.dump());
   });
 
   router.Add(bhttp::verb::delete_, "/api/v1/sessions/current", Exec::kWorker, [&accounts](Context& ctx) -> Response {
@@ -274,11 +275,9 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
     if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
     auto email = StringField(std::get<json>(body), "email", true);
     if (!email.ok()) return Fail(email.status(), ctx);
-    std::string email_key = *email;
-    for (char& c : email_key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::chrono::seconds wait{};
     if (!limits->mail.Allow("ip:" + ctx.remote_address, &wait) ||
-        !limits->mail.Allow("email:" + email_key, &wait)) {
+        !limits->mail.Allow(EmailKey(*email), &wait)) {
       return TooMany(wait, "reset requests");
     }
     Status s = accounts.RequestPasswordReset(*email);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/time.h"
 #include "daemon/log.h"
 #include "daemon/lru_cache.h"
 #include "daemon/mail.h"
@@ -129,13 +130,6 @@ std::string TokenIndexKey(std::string_view account, char kind, std::string_view 
 std::string EmailLock(std::string_view normalized) { return fmt::format("e:{}", normalized); }
 std::string AccountLock(std::string_view id) { return fmt::format("a:{}", id); }
 
-std::string FormatTime(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 }  // namespace
 
@@ -281,7 +275,7 @@ struct AccountService::Impl {
         "  POST {}/api/v1/account/emails/verify\n"
         "  {{\"token\": \"<the token above>\"}}\n\n"
         "The token expires at {}. If you did not ask for this, ignore this message.\n",
-        address, public_url, token, public_url, FormatTime(expires_at));
+        address, public_url, token, public_url, FormatRfc3339(expires_at));
     Deliver(m);
   }
 
@@ -612,7 +606,7 @@ Status AccountService::RequestPasswordReset(std::string_view email) {
       "  {{\"token\": \"<the token above>\", \"password\": \"<new password>\"}}\n\n"
       "The token expires at {}. If you did not ask for this, ignore this message: your password "
       "stays as it is.\n",
-      on_account->address, d.public_url, token, d.public_url, FormatTime(expires_at));
+      on_account->address, d.public_url, token, d.public_url, FormatRfc3339(expires_at));
   d.Deliver(m);
   return Status::Ok();
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "base/status.h"
+#include "base/time.h"
 
 namespace backpack {
 namespace {
@@ -39,6 +40,11 @@ TEST(Result, HoldsValueOrStatus) {
   EXPECT_FALSE(e.ok());
   EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
   EXPECT_EQ(e.status().message(), "missing");
+}
+
+TEST(Time, FormatsRfc3339InUtc) {
+  EXPECT_EQ(FormatRfc3339(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(1795749884), "2026-11-27T03:24:44Z");
 }
 
 }  // namespace
