@@ -295,10 +295,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
     server_->metrics.RecordRequest(route_, method_, status_, seconds);
     if (log::Enabled(log::Level::kInfo)) {
+      // The route pattern, not the path: paths can carry email addresses,
+      // which do not belong in logs. Unmatched paths are logged to debug 404s.
+      const bool matched = context_ && route_ != "unmatched" && route_ != "method_not_allowed";
       log::Info("http", "request",
                 {{"req", request_id_}, {"conn", id_}, {"method", method_},
-                 {"path", context_ ? std::string(context_->path) : std::string("-")},
-                 {"route", route_}, {"status", status_}, {"ms", seconds * 1000.0}});
+                 {"route", route_},
+                 {"path", matched || !context_ ? std::string_view("-") : context_->path.substr(0, 200)},
+                 {"status", status_}, {"ms", seconds * 1000.0}});
     }
     response_.emplace(std::move(res));
     Lowest().expires_after(std::chrono::milliseconds(server_->config.write_timeout_ms));
