@@ -172,6 +172,12 @@ TEST_F(NodeTest, AccountWithSeveralVerifiedEmails) {
   EXPECT_EQ(Post("/api/v1/account/emails/verify", {{"token", stolen}}, token).status, 404);
   // Nothing changed for the owner.
   EXPECT_EQ(Account(token)["emails"][0]["address"], second);
+
+  // Addresses stay out of the log, even those that were in request paths.
+  const std::string log = node_->ReadLog();
+  EXPECT_NE(log.find("\"route\":\"/api/v1/account/emails/{address}\""), std::string::npos);
+  EXPECT_EQ(log.find("lovelace"), std::string::npos);
+  EXPECT_EQ(log.find("university.example"), std::string::npos);
 }
 
 TEST_F(NodeTest, WrongEmailAndWrongPasswordAnswerAlike) {
