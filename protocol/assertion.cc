@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "protocol/email_address.h"
+#include "protocol/json_depth.h"
 #include "protocol/recipient.h"
 
 namespace backpack::protocol {
@@ -421,33 +422,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // JSON intake and verbatim spans
 
-// Deepest nesting of arrays and objects, counted without parsing (stops
-// counting once past `limit`).
-int NestingDepth(std::string_view text, int limit) {
-  bool in_string = false;
-  bool escaped = false;
-  int depth = 0;
-  int deepest = 0;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 std::string_view WithoutBom(std::string_view bytes) {
   return bytes.starts_with("\xEF\xBB\xBF") ? bytes.substr(3) : bytes;
@@ -462,7 +436,7 @@ bool ReadJsonObject(std::string_view bytes, const ParseLimits& limits, Verificat
     return false;
   }
   const std::string_view text = WithoutBom(bytes);
-  if (NestingDepth(text, limits.max_depth) > limits.max_depth) {
+  if (JsonNestingDepth(text, limits.max_depth) > limits.max_depth) {
     report.Error(check::kDocumentLimits,
                  "the document nests deeper than " + std::to_string(limits.max_depth) + " levels");
     return false;

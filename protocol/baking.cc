@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "protocol/png.h"
+#include "protocol/json_depth.h"
 #include "protocol/svg.h"
 
 namespace backpack::protocol {
@@ -15,7 +16,7 @@ namespace {
 
 // Badge JSON is a handful of levels deep; this only keeps the JSON library's
 // document tree (and its teardown) away from hostile nesting.
-constexpr size_t kMaxJsonDepth = 64;
+constexpr int kMaxJsonDepth = 64;
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -62,28 +63,6 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
-size_t JsonDepth(std::string_view text) {
-  size_t depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return max_depth;
-}
 
 bool IsBase64UrlSegment(std::string_view segment) {
   if (segment.empty()) return false;
@@ -220,7 +199,7 @@ Result<PayloadForm> ClassifyPayload(std::string_view text) {
   if (text.find('\0') != std::string_view::npos) return InvalidArgument("baked data contains a NUL byte");
   const std::string_view trimmed = Trim(text);
   if (trimmed.starts_with("{")) {
-    if (JsonDepth(trimmed) > kMaxJsonDepth) {
+    if (JsonNestingDepth(trimmed, kMaxJsonDepth) > kMaxJsonDepth) {
       return InvalidArgument("baked JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     }
     if (!nlohmann::json::accept(trimmed)) return InvalidArgument("baked JSON does not parse");

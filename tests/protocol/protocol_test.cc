@@ -2,6 +2,7 @@
 
 #include "protocol/email_address.h"
 #include "protocol/encoding.h"
+#include "protocol/json_depth.h"
 #include "protocol/password_hash.h"
 
 namespace backpack::protocol {
@@ -83,6 +84,16 @@ TEST(PasswordHash, KnownScryptVector) {
                                  32));
   EXPECT_TRUE(VerifyPassword("password", stored));
   EXPECT_FALSE(VerifyPassword("passwore", stored));
+}
+
+TEST(JsonDepth, CountsNestingOutsideStrings) {
+  EXPECT_EQ(JsonNestingDepth("", 10), 0);
+  EXPECT_EQ(JsonNestingDepth("{\"a\":[1,{\"b\":[]}]}", 10), 4);
+  EXPECT_EQ(JsonNestingDepth("{\"a\":\"[[[[{{\\\"\"}", 10), 1);  // brackets and an escaped quote in a string
+  EXPECT_EQ(JsonNestingDepth("[][][]", 10), 1);
+  EXPECT_EQ(JsonNestingDepth("]]]][", 10), 1);  // stray closers do not go negative
+  // Stops one past the limit, however deep the input.
+  EXPECT_EQ(JsonNestingDepth(std::string(100000, '['), 64), 65);
 }
 
 }  // namespace
