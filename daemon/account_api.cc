@@ -73,17 +73,35 @@ std::variant<json, http::Response> JsonBody(const http::Context& ctx) {
   return body;
 }
 
-// A string member: absent or null gives `fallback` when not required; any
-// other type is an error naming the field.
-Result<std::string> StringField(const json& body, const char* name, bool required,
-                                std::string fallback = {}) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) {
-    if (required) return InvalidArgument(fmt::format("field '{}' is required", name));
-    return fallback;
+// The string members `required` and `optional` (absent or null gives "")
+// of a JSON object body, in that order; or the error response that names
+// what is wrong (media type, JSON, a missing or non-string field).
+using Fields = std::vector<std::string>;
+std::variant<Fields, http::Response> BodyFields(const http::Context& ctx,
+                                                std::initializer_list<const char*> required,
+                                                std::initializer_list<const char*> optional = {}) {
+  auto body = JsonBody(ctx);
+  if (auto* err = std::get_if<http::Response>(&body)) return std::move(*err);
+  const json& j = std::get<json>(body);
+  Fields out;
+  auto take = [&](const char* name, bool must) -> Status {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) {
+      if (must) return InvalidArgument(fmt::format("field '{}' is required", name));
+      out.emplace_back();
+      return Status::Ok();
+    }
+    if (!it->is_string()) return InvalidArgument(fmt::format("field '{}' must be a string", name));
+    out.push_back(it->get<std::string>());
+    return Status::Ok();
+  };
+  for (const char* name : required) {
+    if (Status s = take(name, true); !s.ok()) return http::StatusResponse(s, ctx.request_id);
   }
-  if (!it->is_string()) return InvalidArgument(fmt::format("field '{}' must be a string", name));
-  return it->get<std::string>();
+  for (const char* name : optional) {
+    if (Status s = take(name, false); !s.ok()) return http::StatusResponse(s, ctx.request_id);
+  }
+  return out;
 }
 
 std::string BearerToken(const http::Context& ctx) {
@@ -147,16 +165,10 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
   router.Add(bhttp::verb::post, "/api/v1/accounts", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
     std::chrono::seconds wait{};
     if (!limits->sign_up.Allow(ctx.remote_address, &wait)) return TooMany(wait, "sign-ups");
-    auto body = JsonBody(ctx);
-    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-    const json& j = std::get<json>(body);
-    auto email = StringField(j, "email", true);
-    if (!email.ok()) return Fail(email.status(), ctx);
-    auto password = StringField(j, "password", true);
-    if (!password.ok()) return Fail(password.status(), ctx);
-    auto name = StringField(j, "display_name", false);
-    if (!name.ok()) return Fail(name.status(), ctx);
-    auto created = accounts.CreateAccount(*email, *password, *name);
+    auto fields = BodyFields(ctx, {"email", "password"}, {"display_name"});
+    if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+    const Fields& f = std::get<Fields>(fields);
+    auto created = accounts.CreateAccount(f[0], f[1], f[2]);
     if (!created.ok()) return Fail(created.status(), ctx);
     Response res = AccountResponse(bhttp::status::created, *created);
     res.set(bhttp::field::location, "/api/v1/account");
@@ -164,19 +176,16 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
   });
 
   router.Add(bhttp::verb::post, "/api/v1/sessions", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
-    auto body = JsonBody(ctx);
-    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-    const json& j = std::get<json>(body);
-    auto email = StringField(j, "email", true);
-    if (!email.ok()) return Fail(email.status(), ctx);
-    auto password = StringField(j, "password", true);
-    if (!password.ok()) return Fail(password.status(), ctx);
+    auto fields = BodyFields(ctx, {"email", "password"});
+    if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+    const std::string& email = std::get<Fields>(fields)[0];
+    const std::string& password = std::get<Fields>(fields)[1];
     std::chrono::seconds wait{};
     if (!limits->sign_in.Allow("ip:" + ctx.remote_address, &wait) ||
-        !limits->sign_in.Allow(EmailKey(*email), &wait)) {
+        !limits->sign_in.Allow(EmailKey(email), &wait)) {
       return TooMany(wait, "sign-in attempts");
     }
-    auto grant = accounts.SignIn(*email, *password);
+    auto grant = accounts.SignIn(email, password);
     if (!grant.ok()) return Fail(grant.status(), ctx);
     return http::JsonResponse(bhttp::status::created,
                               json{{"token", grant->token}, {"expires_at", FormatRfc3339(grant->expires_at)}}.dump());
@@ -207,24 +216,20 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
 
   router.Add(bhttp::verb::delete_, "/api/v1/account", Exec::kWorker,
              authed([&accounts](Context& ctx, const std::string& account) -> Response {
-               auto body = JsonBody(ctx);
-               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto password = StringField(std::get<json>(body), "password", true);
-               if (!password.ok()) return Fail(password.status(), ctx);
-               Status s = accounts.DeleteAccount(account, *password);
+               auto fields = BodyFields(ctx, {"password"});
+               if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+               Status s = accounts.DeleteAccount(account, std::get<Fields>(fields)[0]);
                if (!s.ok()) return Fail(s, ctx);
                return Response{bhttp::status::no_content, 11};
              }));
 
   router.Add(bhttp::verb::post, "/api/v1/account/emails", Exec::kWorker,
              authed([&accounts, limits](Context& ctx, const std::string& account) -> Response {
-               auto body = JsonBody(ctx);
-               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto address = StringField(std::get<json>(body), "address", true);
-               if (!address.ok()) return Fail(address.status(), ctx);
+               auto fields = BodyFields(ctx, {"address"});
+               if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
                std::chrono::seconds wait{};
                if (!limits->mail.Allow("account:" + account, &wait)) return TooMany(wait, "verification messages");
-               auto added = accounts.AddEmail(account, *address);
+               auto added = accounts.AddEmail(account, std::get<Fields>(fields)[0]);
                if (!added.ok()) return Fail(added.status(), ctx);
                auto view = accounts.GetAccount(account);
                if (!view.ok()) return Fail(view.status(), ctx);
@@ -243,22 +248,18 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
                }
                std::chrono::seconds wait{};
                if (!limits->token_attempts.Allow(ctx.remote_address, &wait)) return TooMany(wait, "attempts");
-               auto body = JsonBody(ctx);
-               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto token = StringField(std::get<json>(body), "token", true);
-               if (!token.ok()) return Fail(token.status(), ctx);
-               auto view = accounts.VerifyEmail(*token, account);
+               auto fields = BodyFields(ctx, {"token"});
+               if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+               auto view = accounts.VerifyEmail(std::get<Fields>(fields)[0], account);
                if (!view.ok()) return Fail(view.status(), ctx);
                return AccountResponse(bhttp::status::ok, *view);
              });
 
   router.Add(bhttp::verb::post, "/api/v1/account/emails/primary", Exec::kWorker,
              authed([&accounts](Context& ctx, const std::string& account) -> Response {
-               auto body = JsonBody(ctx);
-               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto address = StringField(std::get<json>(body), "address", true);
-               if (!address.ok()) return Fail(address.status(), ctx);
-               auto view = accounts.SetPrimaryEmail(account, *address);
+               auto fields = BodyFields(ctx, {"address"});
+               if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+               auto view = accounts.SetPrimaryEmail(account, std::get<Fields>(fields)[0]);
                if (!view.ok()) return Fail(view.status(), ctx);
                return AccountResponse(bhttp::status::ok, *view);
              }));
@@ -271,16 +272,15 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
              }));
 
   router.Add(bhttp::verb::post, "/api/v1/password-reset", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
-    auto body = JsonBody(ctx);
-    if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-    auto email = StringField(std::get<json>(body), "email", true);
-    if (!email.ok()) return Fail(email.status(), ctx);
+    auto fields = BodyFields(ctx, {"email"});
+    if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+    const std::string& email = std::get<Fields>(fields)[0];
     std::chrono::seconds wait{};
     if (!limits->mail.Allow("ip:" + ctx.remote_address, &wait) ||
-        !limits->mail.Allow(EmailKey(*email), &wait)) {
+        !limits->mail.Allow(EmailKey(email), &wait)) {
       return TooMany(wait, "reset requests");
     }
-    Status s = accounts.RequestPasswordReset(*email);
+    Status s = accounts.RequestPasswordReset(email);
     if (!s.ok()) return Fail(s, ctx);
     return http::JsonResponse(
         bhttp::status::accepted,
@@ -291,13 +291,9 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
              [&accounts, limits](Context& ctx) -> Response {
                std::chrono::seconds wait{};
                if (!limits->token_attempts.Allow(ctx.remote_address, &wait)) return TooMany(wait, "attempts");
-               auto body = JsonBody(ctx);
-               if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto token = StringField(std::get<json>(body), "token", true);
-               if (!token.ok()) return Fail(token.status(), ctx);
-               auto password = StringField(std::get<json>(body), "password", true);
-               if (!password.ok()) return Fail(password.status(), ctx);
-               Status s = accounts.ResetPassword(*token, *password);
+               auto fields = BodyFields(ctx, {"token", "password"});
+               if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
+               Status s = accounts.ResetPassword(std::get<Fields>(fields)[0], std::get<Fields>(fields)[1]);
                if (!s.ok()) return Fail(s, ctx);
                return Response{bhttp::status::no_content, 11};
              });
