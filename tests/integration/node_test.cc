@@ -23,6 +23,21 @@ namespace {
 using nlohmann::json;
 
 
+// A raw TCP connection to the node, for clients that misbehave on purpose.
+int ConnectRaw(const std::string& address) {
+  const auto colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 class NodeTest : public ::testing::Test {
  protected:
   void StartNode(const std::string& extra_toml = {}) {
@@ -242,14 +257,8 @@ TEST_F(NodeTest, BadInputGetsClearErrorsAndChangesNothing) {
 
 TEST_F(NodeTest, SlowClientIsCutOffAndOthersAreServed) {
   StartNode("[server]\nread_timeout_ms = 300\nidle_timeout_ms = 300\n");
-  const auto colon = node_->address().rfind(':');
-  const int port = std::stoi(node_->address().substr(colon + 1));
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = ConnectRaw(node_->address());
+  ASSERT_GE(fd, 0);
   const std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n";  // never finished
   ASSERT_EQ(::write(fd, partial.data(), partial.size()), static_cast<ssize_t>(partial.size()));
   EXPECT_EQ(Get("/healthz").status, 200);  // the node serves others meanwhile
@@ -266,17 +275,10 @@ TEST_F(NodeTest, SlowClientIsCutOffAndOthersAreServed) {
 
 TEST_F(NodeTest, ConnectionCapAnswers503) {
   StartNode("[server]\nmax_connections = 2\n");
-  const auto colon = node_->address().rfind(':');
-  const int port = std::stoi(node_->address().substr(colon + 1));
   std::vector<int> fds;
   for (int i = 0; i < 2; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    fds.push_back(fd);
+    fds.push_back(ConnectRaw(node_->address()));
+    ASSERT_GE(fds.back(), 0);
   }
   // Let the node accept both before the third arrives.
   for (int i = 0; i < 100; ++i) {
