@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "protocol/baking.h"
+#include "tests/fuzz/baking_fuzz_support.h"
 #include "protocol/png.h"
 
 namespace {
@@ -27,42 +28,9 @@ using backpack::protocol::ImageLimits;
 using backpack::protocol::PayloadForm;
 using backpack::protocol::PngCrc32;
 
-void Require(bool condition) {
-  if (!condition) std::abort();
-}
-
-bool SamePayload(const BakedPayload& a, const BakedPayload& b) {
-  // A JSON assertion baked into an SVG gains a verify URL derived from it.
-  return a.format == b.format && a.kind == b.kind && a.form == b.form && a.data == b.data &&
-         (a.verify_url.empty() || a.verify_url == b.verify_url);
-}
-
-BakedPayload FixedPayload(size_t pick) {
-  BakedPayload p;
-  switch (pick % 4) {
-    case 0:
-      p.kind = BadgeKind::kAssertion;
-      p.form = PayloadForm::kJson;
-      p.data = R"({"id":"https://example.org/a/1","text":"]]> & <x> \r\n"})";
-      break;
-    case 1:
-      p.kind = BadgeKind::kAssertion;
-      p.form = PayloadForm::kUrl;
-      p.data = "https://example.org/a/1?x=1&y='2'";
-      break;
-    case 2:
-      p.kind = BadgeKind::kCredential;
-      p.form = PayloadForm::kJws;
-      p.data = "eyJhbGciOiJSUzI1NiJ9.eyJpZCI6MX0.c2ln";
-      break;
-    default:
-      p.kind = BadgeKind::kCredential;
-      p.form = PayloadForm::kJson;
-      p.data = R"({"type":["VerifiableCredential","OpenBadgeCredential"]})";
-      break;
-  }
-  return p;
-}
+using backpack::fuzz::FixedPayload;
+using backpack::fuzz::Require;
+using backpack::fuzz::SamePayload;
 
 // Rewrites the CRC of every chunk that lies within the buffer.
 std::string WithRepairedCrcs(std::string_view image) {
