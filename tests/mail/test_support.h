@@ -14,25 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/test_http.h"
+
 namespace backpack::mail::test_support {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // Creates path()/name and returns its path.
-  std::string MakeSubdir(const std::string& name) const;
-
- private:
-  std::string path_;
-};
-
-std::string ReadFile(const std::string& path);
+using testing::ReadFile;  // from tests/support/test_http.h
+using testing::TempDir;
 // Entry names in `dir` (no "." or ".."), sorted; empty if it does not exist.
 std::vector<std::string> ListNames(const std::string& dir);
 // Permission bits of `path` (st_mode & 07777).

@@ -99,6 +99,12 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::string TempDir::MakeSubdir(const std::string& name) const {
+  const std::string dir = path_ + "/" + name;
+  std::filesystem::create_directories(dir);  // throws, failing the test, when it cannot
+  return dir;
+}
+
 NodeProcess::NodeProcess(std::string data_dir, std::string extra_toml)
     : data_dir_(std::move(data_dir)), extra_toml_(std::move(extra_toml)) {
   dir_ = std::filesystem::path(data_dir_).parent_path().string();

@@ -39,6 +39,8 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
+  // Creates path()/name and returns its path.
+  std::string MakeSubdir(const std::string& name) const;
 
  private:
   std::string path_;
