@@ -82,6 +82,7 @@ constexpr auto kStorage = &Config::storage;
 constexpr auto kAccounts = &Config::accounts;
 constexpr auto kMail = &Config::mail;
 constexpr auto kFetch = &Config::fetch;
+constexpr auto kBadges = &Config::badges;
 constexpr auto kLog = &Config::log;
 
 // Ranges not spelled out in config.h are chosen here: wide enough for any
@@ -149,6 +150,18 @@ constexpr KeySpec kFetchKeys[] = {
     Int<kFetch, &FetchConfig::max_redirects>("max_redirects", 0, 10),
     Int<kFetch, &FetchConfig::cache_entries>("cache_entries", 0, 1000000),
     Str<kFetch, &FetchConfig::ca_file>("ca_file"),
+    Int<kFetch, &FetchConfig::default_fresh_seconds>("default_fresh_seconds", 0, 86400),
+    Int<kFetch, &FetchConfig::max_fresh_seconds>("max_fresh_seconds", 0, 604800),
+};
+
+constexpr KeySpec kBadgesKeys[] = {
+    Int<kBadges, &BadgesConfig::max_per_account>("max_per_account", 1, 1000000),
+    Int<kBadges, &BadgesConfig::max_collections_per_account>("max_collections_per_account", 1, 100000),
+    Int<kBadges, &BadgesConfig::reverify_interval_hours>("reverify_interval_hours", 1, 8760),
+    Int<kBadges, &BadgesConfig::retry_min_seconds>("retry_min_seconds", 1, 86400),
+    Int<kBadges, &BadgesConfig::retry_max_seconds>("retry_max_seconds", 60, 2592000),
+    Int<kBadges, &BadgesConfig::reverify_batch>("reverify_batch", 1, 100000),
+    Int<kBadges, &BadgesConfig::imports_per_minute>("imports_per_minute", 1, 1000000),
 };
 
 constexpr KeySpec kLogKeys[] = {
@@ -158,7 +171,8 @@ constexpr KeySpec kLogKeys[] = {
 
 constexpr TableSpec kTables[] = {
     {"server", kServerKeys}, {"storage", kStorageKeys}, {"accounts", kAccountsKeys},
-    {"mail", kMailKeys},     {"fetch", kFetchKeys},     {"log", kLogKeys},
+    {"mail", kMailKeys},     {"fetch", kFetchKeys},     {"badges", kBadgesKeys},
+    {"log", kLogKeys},
 };
 
 // Every integer key has a non-empty range that fits in int, so a value that

@@ -78,6 +78,20 @@ struct FetchConfig {
   int max_redirects = 5;                  // [fetch] max_redirects (0..10)
   int cache_entries = 10000;              // [fetch] cache_entries (0..1000000): responses kept with their validators
   std::string ca_file;                    // [fetch] ca_file: extra trusted CA (PEM), e.g. for a test issuer
+  int default_fresh_seconds = 60;         // [fetch] default_fresh_seconds (0..86400): how long a cached
+                                          //   response without Cache-Control max-age may answer without a request
+  int max_fresh_seconds = 3600;           // [fetch] max_fresh_seconds (0..604800): cap on any response's freshness
+};
+
+// Badges, their re-verification and collections.
+struct BadgesConfig {
+  int max_per_account = 10000;            // [badges] max_per_account (1..1000000)
+  int max_collections_per_account = 1000; // [badges] max_collections_per_account (1..100000)
+  int reverify_interval_hours = 24;       // [badges] reverify_interval_hours (1..8760): a valid badge is re-checked this often
+  int retry_min_seconds = 60;             // [badges] retry_min_seconds (1..86400): first back-off after an unreachable issuer
+  int retry_max_seconds = 86400;          // [badges] retry_max_seconds (60..2592000): longest back-off
+  int reverify_batch = 200;               // [badges] reverify_batch (1..100000): badges re-checked per scheduler pass
+  int imports_per_minute = 600;           // [badges] imports_per_minute (1..1000000): per account
 };
 
 struct LogConfig {
@@ -91,6 +105,7 @@ struct Config {
   AccountsConfig accounts;
   MailConfig mail;
   FetchConfig fetch;
+  BadgesConfig badges;
   LogConfig log;
 };
 

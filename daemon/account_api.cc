@@ -8,6 +8,7 @@
 
 #include "base/time.h"
 #include "daemon/accounts.h"
+#include "daemon/api_util.h"
 #include "daemon/http.h"
 #include "daemon/rate_limiter.h"
 #include "protocol/email_address.h"
@@ -18,6 +19,12 @@ using nlohmann::json;
 namespace bhttp = http::bhttp;
 
 namespace {
+
+using api::BearerToken;
+using api::BodyFields;
+using api::Fail;
+using api::Fields;
+using api::TooMany;
 
 // Rate-limit key of an email address: case-folded like NormalizeEmail,
 // trimmed, without validating it (invalid addresses are limited too).
@@ -30,9 +37,7 @@ std::string EmailKey(std::string_view email) {
 
 // Renders the account object directly: this is the hottest response.
 std::string AccountJson(const AccountView& a) {
-  auto quoted = [](std::string& out, const std::string& text) {
-    out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
-  };
+  auto quoted = [](std::string& out, const std::string& text) { out += api::Quote(text); };
   std::string out;
   out.reserve(128 + 64 * a.emails.size());
   out += "{\"id\":";
@@ -52,80 +57,6 @@ std::string AccountJson(const AccountView& a) {
   out += FormatRfc3339(a.created_at);
   out += "\"}";
   return out;
-}
-
-// Parses a JSON object body. Requires a JSON content type.
-std::variant<json, http::Response> JsonBody(const http::Context& ctx) {
-  const auto& req = ctx.request;
-  const std::string_view type = req[bhttp::field::content_type];
-  const std::string_view media = type.substr(0, type.find(';'));
-  if (media != "application/json" && !(media.size() > 5 && media.substr(media.size() - 5) == "+json")) {
-    return http::ErrorResponse(bhttp::status::unsupported_media_type, "unsupported_media_type",
-                               "the request body must be application/json");
-  }
-  json body = json::parse(req.body(), nullptr, false);
-  if (body.is_discarded()) {
-    return http::ErrorResponse(bhttp::status::bad_request, "invalid_json", "the request body is not valid JSON");
-  }
-  if (!body.is_object()) {
-    return http::ErrorResponse(bhttp::status::bad_request, "invalid_json", "the request body must be a JSON object");
-  }
-  return body;
-}
-
-// The string members `required` and `optional` (absent or null gives "")
-// of a JSON object body, in that order; or the error response that names
-// what is wrong (media type, JSON, a missing or non-string field).
-using Fields = std::vector<std::string>;
-std::variant<Fields, http::Response> BodyFields(const http::Context& ctx,
-                                                std::initializer_list<const char*> required,
-                                                std::initializer_list<const char*> optional = {}) {
-  auto body = JsonBody(ctx);
-  if (auto* err = std::get_if<http::Response>(&body)) return std::move(*err);
-  const json& j = std::get<json>(body);
-  Fields out;
-  auto take = [&](const char* name, bool must) -> Status {
-    auto it = j.find(name);
-    if (it == j.end() || it->is_null()) {
-      if (must) return InvalidArgument(fmt::format("field '{}' is required", name));
-      out.emplace_back();
-      return Status::Ok();
-    }
-    if (!it->is_string()) return InvalidArgument(fmt::format("field '{}' must be a string", name));
-    out.push_back(it->get<std::string>());
-    return Status::Ok();
-  };
-  for (const char* name : required) {
-    if (Status s = take(name, true); !s.ok()) return http::StatusResponse(s, ctx.request_id);
-  }
-  for (const char* name : optional) {
-    if (Status s = take(name, false); !s.ok()) return http::StatusResponse(s, ctx.request_id);
-  }
-  return out;
-}
-
-std::string BearerToken(const http::Context& ctx) {
-  const std::string_view auth = ctx.request[bhttp::field::authorization];
-  constexpr std::string_view kScheme = "Bearer ";
-  if (auth.size() <= kScheme.size()) return {};
-  std::string scheme(auth.substr(0, kScheme.size()));
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "bearer ") return {};
-  std::string_view token = auth.substr(kScheme.size());
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  return std::string(token);
-}
-
-http::Response TooMany(std::chrono::seconds retry_after, std::string_view what) {
-  http::Response res = http::ErrorResponse(bhttp::status::too_many_requests, "rate_limited",
-                                           fmt::format("too many {}; retry later", what));
-  res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after.count())));
-  return res;
-}
-
-http::Response Fail(const Status& s, const http::Context& ctx) {
-  return http::StatusResponse(s, ctx.request_id);
 }
 
 http::Response AccountResponse(bhttp::status code, const AccountView& view) {
@@ -153,14 +84,7 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
   using http::Context;
   using http::Response;
 
-  // Wraps a handler that needs the signed-in account.
-  auto authed = [&accounts](auto fn) {
-    return [&accounts, fn](Context& ctx) -> Response {
-      auto account = accounts.Authenticate(BearerToken(ctx));
-      if (!account.ok()) return http::StatusResponse(account.status(), ctx.request_id);
-      return fn(ctx, *account);
-    };
-  };
+  auto authed = [&accounts](auto fn) { return api::Authed(accounts, std::move(fn)); };
 
   router.Add(bhttp::verb::post, "/api/v1/accounts", Exec::kWorker, [&accounts, limits](Context& ctx) -> Response {
     std::chrono::seconds wait{};

@@ -31,6 +31,18 @@ std::string_view FamilyName(Family family) {
       return "account_tokens";
     case Family::kMailTokens:
       return "mail_tokens";
+    case Family::kBadges:
+      return "badges";
+    case Family::kBadgeBlobs:
+      return "badge_blobs";
+    case Family::kBadgeKeys:
+      return "badge_keys";
+    case Family::kRecheckQueue:
+      return "recheck_queue";
+    case Family::kCollections:
+      return "collections";
+    case Family::kShareSlugs:
+      return "share_slugs";
   }
   return "unknown";
 }

@@ -36,10 +36,17 @@ enum class Family : uint8_t {
   kSessions = 3,       // sha256(session token) -> session record (JSON)
   kAccountTokens = 4,  // account id + '/' + sha256(token) -> "" (index for revocation)
   kMailTokens = 5,     // sha256(emailed token) -> token record (JSON)
+  kBadges = 6,         // account id + '/' + badge id -> badge record (JSON); docs/storage.md
+  kBadgeBlobs = 7,     // account id + '/' + badge id + '/' + part -> issuer bytes, verbatim
+  kBadgeKeys = 8,      // account id + '/' + sha256(badge identity) -> badge id (duplicate check)
+  kRecheckQueue = 9,   // 16-digit due time + '/' + account id + '/' + badge id -> ""
+  kCollections = 10,   // account id + '/' + collection id -> collection record (JSON)
+  kShareSlugs = 11,    // share slug -> account id + '/' + collection id
 };
 inline constexpr Family kAllFamilies[] = {
-    Family::kMeta,     Family::kAccounts,      Family::kEmailIndex,
-    Family::kSessions, Family::kAccountTokens, Family::kMailTokens,
+    Family::kMeta,        Family::kAccounts,      Family::kEmailIndex, Family::kSessions,
+    Family::kAccountTokens, Family::kMailTokens,  Family::kBadges,     Family::kBadgeBlobs,
+    Family::kBadgeKeys,   Family::kRecheckQueue,  Family::kCollections, Family::kShareSlugs,
 };
 std::string_view FamilyName(Family family);
 

@@ -1,0 +1,1 @@
+#include "daemon/badge_api.h"

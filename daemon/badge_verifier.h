@@ -1,0 +1,103 @@
+// Verifying a badge as an earner hands it in: the step between the bytes of
+// an import (a URL, assertion JSON, a compact JWS, a baked PNG or SVG) and
+// the checks in protocol/assertion.h.
+//
+// The verifier reads the input (unbaking an image, fetching a hosted URL,
+// parsing a JWS), then runs the DocumentsToFetch / CheckAssertion loop with
+// the documents it fetches, verifies a SignedBadge's signature with the keys
+// the check ties to the issuer, and returns everything a store needs: the
+// completed badge, the report, the assertion bytes exactly as the issuer
+// wrote them and every document fetched on the way, verbatim.
+//
+// Problems with the input are messages in the report (never a Status), so
+// an import that fails says why in the same report shape as every other
+// check: BAKED_IMAGE for an image that cannot be read or carries no badge,
+// FETCH_DOCUMENT for a URL that cannot be fetched, JWS_PARSE for a signed
+// assertion that is not a well-formed JWS, VERIFY_SIGNATURE when no key
+// checks it.
+//
+// Fetching goes through the DocumentFetch given at construction (in the
+// daemon: the guarded Fetcher). Thread-safe when the fetch function is.
+// Blocking: call it on a worker thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "daemon/fetcher.h"
+#include "protocol/assertion.h"
+#include "protocol/baking.h"
+
+namespace backpack {
+
+// How the fetch may be answered.
+enum class FetchFreshness {
+  kReuseFresh,  // a cached response that is still fresh may answer without a request
+  kRevalidate,  // always ask the server (conditionally, when cached)
+};
+
+// The daemon's fetch: Fetcher::Fetch with the freshness set. Tests may
+// substitute their own.
+using DocumentFetch = std::function<Result<FetchResult>(const std::string& url, FetchFreshness freshness)>;
+
+// What the earner (or a stored record) hands in.
+enum class InputKind {
+  kUrl,        // an http(s) URL of a hosted assertion (OB 0.5-2.0)
+  kAssertion,  // assertion JSON text
+  kJws,        // a compact JWS whose payload is an assertion (SignedBadge)
+  kImage,      // a baked PNG or SVG
+};
+std::string_view InputKindName(InputKind kind);  // "url", "assertion", "jws", "image"
+
+struct VerifyRequest {
+  InputKind kind = InputKind::kAssertion;
+  std::string data;  // the URL, JSON, JWS or image bytes
+  // Where the assertion bytes came from when a stored record is re-checked
+  // (the hosted URL the first import fetched); empty otherwise.
+  std::string source_url;
+  int64_t now = 0;                           // Unix seconds
+  std::vector<std::string> verified_emails;  // the earner's verified addresses
+  bool check_recipient = true;
+  FetchFreshness freshness = FetchFreshness::kReuseFresh;
+  // Documents to use when fetching them fails for a reason that may pass
+  // (kUnavailable: the issuer is down), e.g. those kept in an export bundle.
+  // A document used this way is named in VerifyOutcome::fallback_urls.
+  protocol::FetchedDocuments fallback_documents;
+};
+
+struct VerifyOutcome {
+  protocol::CheckResult result;  // the completed badge and the report
+  // The assertion as the issuer wrote it: JSON text, or the compact JWS of a
+  // SignedBadge (never re-serialised). Empty when the input could not be read.
+  std::string assertion;
+  protocol::PayloadForm assertion_form = protocol::PayloadForm::kJson;  // kJson or kJws
+  std::string source_url;  // the hosted URL the assertion was fetched from, if it was
+  // The baked image, when the input was one.
+  std::optional<protocol::ImageFormat> image_format;
+  // Every document fetched (or taken from the fallbacks), by URL, verbatim;
+  // failed fetches are included with their status (0: transport failure).
+  protocol::FetchedDocuments documents;
+  std::vector<std::string> fallback_urls;
+  // Some fetch failed in a way that may pass (kUnavailable: timeout,
+  // refused connection, 5xx, 429): the verdict may change on a retry, so a
+  // re-check should back off rather than call the badge invalid.
+  bool transient_failure = false;
+  bool valid() const { return result.report.valid(); }
+};
+
+class BadgeVerifier {
+ public:
+  BadgeVerifier(DocumentFetch fetch, protocol::ImageLimits image_limits = {});
+
+  VerifyOutcome Verify(const VerifyRequest& request) const;
+
+ private:
+  DocumentFetch fetch_;
+  protocol::ImageLimits image_limits_;
+};
+
+}  // namespace backpack

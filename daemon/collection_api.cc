@@ -1,0 +1,1 @@
+#include "daemon/collection_api.h"

@@ -1,0 +1,2 @@
+// Implemented alongside the badge verifier.
+#include "tests/support/test_issuer.h"

@@ -1,0 +1,89 @@
+// Test support: an Open Badges 2.0 issuer of our own (own RSA key, own
+// profile, own BadgeClass), for tests and benchmarks that import badges.
+//
+// The issuer's documents live under a base URL. Either serve them over real
+// HTTP on 127.0.0.1 (Start(): a node started with --fetch-allow-private can
+// fetch them), or answer fetches in memory (Fetch(): a DocumentFetch for a
+// BadgeVerifier built in-process).
+//
+//   TestIssuer issuer;
+//   ASSERT_TRUE(issuer.Start());                       // http://127.0.0.1:PORT
+//   std::string url = issuer.AwardHosted({.email = "Ann@Example.org"});
+//   std::string jws = issuer.AwardSigned({.email = "ann@example.org"});
+//   std::string png = issuer.BakePng(jws);             // baked image
+//   issuer.Revoke(url_or_id);                          // now on the revocation list / 410
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+#include "daemon/badge_verifier.h"
+
+namespace backpack::testing {
+
+struct AwardOptions {
+  std::string email;          // the recipient
+  bool hashed = true;         // sha256$ with salt
+  std::string salt = "s4lt";  // used when hashed; "" for an unsalted hash
+  int64_t issued_on = 1700000000;
+  std::optional<int64_t> expires;
+  // Extra members merged into the assertion JSON (an extension, say).
+  std::string extra_json = "{}";
+};
+
+class TestIssuer {
+ public:
+  // Documents under `base_url` (no trailing slash), answered by Fetch().
+  explicit TestIssuer(std::string base_url = "https://issuer.test");
+  ~TestIssuer();  // stops the server
+  TestIssuer(const TestIssuer&) = delete;
+  TestIssuer& operator=(const TestIssuer&) = delete;
+
+  // Serves the documents on 127.0.0.1 (an ephemeral port) from a thread;
+  // the base URL becomes http://127.0.0.1:PORT. Call before awarding.
+  bool Start();
+  const std::string& base_url() const;
+
+  std::string IssuerUrl() const;          // the Profile
+  std::string BadgeClassUrl() const;      // the BadgeClass
+  std::string KeyUrl() const;             // the CryptographicKey (PEM)
+  std::string RevocationListUrl() const;  // the RevocationList
+
+  // A hosted OB 2.0 assertion; returns its URL (also its id).
+  std::string AwardHosted(const AwardOptions& options);
+  // The JSON text served at a hosted assertion's URL.
+  std::string HostedJson(const std::string& url) const;
+  // A signed OB 2.0 assertion (RS256 compact JWS; its id is a urn:uuid).
+  std::string AwardSigned(const AwardOptions& options);
+
+  // A small PNG / SVG with `payload` (a URL, assertion JSON or JWS) baked in.
+  std::string BakePng(const std::string& payload) const;
+  std::string BakeSvg(const std::string& payload) const;
+
+  // Revokes an assertion by id (its URL for hosted ones): it goes on the
+  // revocation list, and a hosted one answers 410 Gone.
+  void Revoke(const std::string& assertion_id);
+  // While set, every request answers 503 (an issuer that is down).
+  void SetDown(bool down);
+  // Replaces the issuer's key with a new one (signed badges made before no
+  // longer verify).
+  void RotateKey();
+
+  // How many HTTP requests the server (or Fetch) has answered, per path.
+  int RequestCount(const std::string& url) const;
+
+  // The issuer's documents as a DocumentFetch; answers like the server.
+  Result<FetchResult> Fetch(const std::string& url);
+  DocumentFetch AsFetch();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace backpack::testing
