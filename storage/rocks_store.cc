@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -121,9 +122,18 @@ class RocksStore final : public Store {
     for (const WriteBatch::Op& op : batch.ops()) {
       rocksdb::ColumnFamilyHandle* handle = Handle(op.family);
       if (handle == nullptr) return UnknownFamily(op.family);
-      rocksdb::Status s = op.type == WriteBatch::OpType::kPut
-                              ? rocks_batch.Put(handle, op.key, op.value)
-                              : rocks_batch.Delete(handle, op.key);
+      rocksdb::Status s;
+      switch (op.type) {
+        case WriteBatch::OpType::kPut:
+          s = rocks_batch.Put(handle, op.key, op.value);
+          break;
+        case WriteBatch::OpType::kDelete:
+          s = rocks_batch.Delete(handle, op.key);
+          break;
+        case WriteBatch::OpType::kAdd:
+          s = rocks_batch.Merge(handle, op.key, op.value);
+          break;
+      }
       if (!s.ok()) return FromRocks(s, "batch");
     }
     // sync=true: RocksDB's write-group leader appends every queued batch to
@@ -137,6 +147,11 @@ class RocksStore final : public Store {
   }
 
   Status Scan(Family family, std::string_view prefix, const Visitor& visit, size_t limit) override {
+    return ScanFrom(family, prefix, prefix, visit, limit);
+  }
+
+  Status ScanFrom(Family family, std::string_view prefix, std::string_view start, const Visitor& visit,
+                  size_t limit) override {
     rocksdb::ColumnFamilyHandle* handle = Handle(family);
     if (handle == nullptr) return UnknownFamily(family);
     // The upper bound stops the iterator at the prefix's end instead of
@@ -147,7 +162,8 @@ class RocksStore final : public Store {
     if (!end.empty()) options.iterate_upper_bound = &end_slice;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, handle));
     size_t visits = 0;
-    for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    const std::string_view from = start < prefix ? prefix : start;
+    for (it->Seek(ToSlice(from)); it->Valid(); it->Next()) {
       std::string_view key = it->key().ToStringView();
       if (!key.starts_with(prefix)) break;
       if (!visit(key, it->value().ToStringView())) break;
@@ -197,6 +213,29 @@ class RocksStore final : public Store {
   std::atomic<uint64_t> writes_{0};
 };
 
+// WriteBatch::Add: values are decimal int64 counters; a merge adds the
+// operand to the existing value (absent = 0). A value that is not a number
+// counts as 0 rather than failing reads forever; it cannot arise from our
+// own writes.
+class AddOperator final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& operand,
+             std::string* new_value, rocksdb::Logger*) const override {
+    const int64_t sum = Parse(existing) + Parse(&operand);
+    *new_value = std::to_string(sum);
+    return true;
+  }
+  const char* Name() const override { return "backpack.add"; }
+
+ private:
+  static int64_t Parse(const rocksdb::Slice* s) {
+    if (s == nullptr) return 0;
+    int64_t v = 0;
+    std::from_chars(s->data(), s->data() + s->size(), v);
+    return v;
+  }
+};
+
 Result<std::unique_ptr<Store>> OpenDb(const StoreOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
@@ -207,6 +246,7 @@ Result<std::unique_ptr<Store>> OpenDb(const StoreOptions& options) {
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions family_options;
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  family_options.merge_operator = std::make_shared<AddOperator>();
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;

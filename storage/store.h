@@ -36,7 +36,7 @@ enum class Family : uint8_t {
   kSessions = 3,       // sha256(session token) -> session record (JSON)
   kAccountTokens = 4,  // account id + '/' + sha256(token) -> "" (index for revocation)
   kMailTokens = 5,     // sha256(emailed token) -> token record (JSON)
-  kBadges = 6,         // account id + '/' + badge id -> badge record (JSON); docs/storage.md
+  kBadges = 6,         // account id + '/' + badge id -> badge record (JSON); docs/architecture.md ("Storage layout")
   kBadgeBlobs = 7,     // account id + '/' + badge id + '/' + part -> issuer bytes, verbatim
   kBadgeKeys = 8,      // account id + '/' + sha256(badge identity) -> badge id (duplicate check)
   kRecheckQueue = 9,   // 16-digit due time + '/' + account id + '/' + badge id -> ""
@@ -53,12 +53,12 @@ std::string_view FamilyName(Family family);
 // An ordered list of puts and deletes, applied all-or-nothing by Store::Write.
 class WriteBatch {
  public:
-  enum class OpType : uint8_t { kPut, kDelete };
+  enum class OpType : uint8_t { kPut, kDelete, kAdd };
   struct Op {
     OpType type;
     Family family;
     std::string key;
-    std::string value;  // empty for kDelete
+    std::string value;  // empty for kDelete; the decimal delta for kAdd
   };
 
   void Put(Family family, std::string_view key, std::string_view value) {
@@ -66,6 +66,12 @@ class WriteBatch {
   }
   void Delete(Family family, std::string_view key) {
     ops_.push_back({OpType::kDelete, family, std::string(key), {}});
+  }
+  // Adds `delta` to the decimal counter at `key` (absent counts as 0)
+  // without reading it first: concurrent batches adding to one counter need
+  // no lock between them, and none of their additions is lost.
+  void Add(Family family, std::string_view key, int64_t delta) {
+    ops_.push_back({OpType::kAdd, family, std::string(key), std::to_string(delta)});
   }
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
@@ -99,6 +105,10 @@ class Store {
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
   virtual Status Scan(Family family, std::string_view prefix, const Visitor& visit,
                       size_t limit = 0) = 0;
+  // The same, starting at the first key >= `start` (paging: pass the last
+  // key seen with a '\0' appended).
+  virtual Status ScanFrom(Family family, std::string_view prefix, std::string_view start,
+                          const Visitor& visit, size_t limit = 0) = 0;
 
   virtual StoreStats Stats() = 0;
 

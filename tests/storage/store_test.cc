@@ -167,6 +167,66 @@ TEST_F(StoreTest, ScanPrefixOrderLimitAndEarlyStop) {
   EXPECT_EQ(visits, 3);
 }
 
+TEST_F(StoreTest, ScanFromStartsAtAKeyWithinThePrefix) {
+  auto store = MustOpen();
+  ASSERT_TRUE(store);
+  WriteBatch batch;
+  for (std::string key : {"a/1", "a/2", "a/3", "b/1"}) batch.Put(Family::kBadges, key, key);
+  ASSERT_TRUE(store->Write(batch).ok());
+  auto from = [&](std::string_view start) {
+    Entries out;
+    EXPECT_TRUE(store
+                    ->ScanFrom(Family::kBadges, "a/", start,
+                               [&](std::string_view k, std::string_view v) {
+                                 out.emplace_back(k, v);
+                                 return true;
+                               })
+                    .ok());
+    return out;
+  };
+  // Just after "a/1": a cursor page.
+  EXPECT_EQ(from(std::string("a/1") + '\0'), (Entries{{"a/2", "a/2"}, {"a/3", "a/3"}}));
+  EXPECT_EQ(from("a/2"), (Entries{{"a/2", "a/2"}, {"a/3", "a/3"}}));
+  // A start before the prefix starts at the prefix; one past it finds nothing.
+  EXPECT_EQ(from("").size(), 3u);
+  EXPECT_TRUE(from("a/9").empty());
+  EXPECT_TRUE(from("b/").empty());
+}
+
+TEST_F(StoreTest, AddAccumulatesWithoutLosingConcurrentAdditions) {
+  auto store = MustOpen();
+  ASSERT_TRUE(store);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        WriteBatch batch;
+        batch.Add(Family::kBadgeKeys, "n", 2);
+        batch.Add(Family::kBadgeKeys, "n", -1);
+        EXPECT_TRUE(store->Write(batch).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(MustGet(*store, Family::kBadgeKeys, "n"), "400");
+  // A put replaces the sum; a delete starts it again from zero.
+  MustPut(*store, Family::kBadgeKeys, "n", "7");
+  WriteBatch more;
+  more.Add(Family::kBadgeKeys, "n", 3);
+  ASSERT_TRUE(store->Write(more).ok());
+  EXPECT_EQ(MustGet(*store, Family::kBadgeKeys, "n"), "10");
+  WriteBatch reset;
+  reset.Delete(Family::kBadgeKeys, "n");
+  reset.Add(Family::kBadgeKeys, "n", -2);
+  ASSERT_TRUE(store->Write(reset).ok());
+  EXPECT_EQ(MustGet(*store, Family::kBadgeKeys, "n"), "-2");
+  // The merged value survives a reopen.
+  store.reset();
+  store = MustOpen();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(MustGet(*store, Family::kBadgeKeys, "n"), "-2");
+}
+
 TEST_F(StoreTest, DataSurvivesCloseAndReopen) {
   {
     auto store = MustOpen();
