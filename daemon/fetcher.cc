@@ -421,6 +421,47 @@ AddressPolicy DefaultAddressPolicy(bool allow_private) {
   };
 }
 
+std::optional<int64_t> ParseHttpDate(std::string_view text) {
+  // "Sun, 06 Nov 1994 08:49:37 GMT"
+  static constexpr std::string_view kWeekdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (text.size() != 29 || text.substr(3, 2) != ", " || text[7] != ' ' || text[11] != ' ' || text[16] != ' ' ||
+      text[19] != ':' || text[22] != ':' || text.substr(25) != " GMT") {
+    return std::nullopt;
+  }
+  const auto number = [text](size_t pos, size_t digits) {
+    int value = 0;
+    for (char c : text.substr(pos, digits)) {
+      if (!IsDigit(c)) return -1;
+      value = value * 10 + (c - '0');
+    }
+    return value;
+  };
+  const auto index_of = [](std::string_view name, const auto& names) {
+    const auto it = std::find(std::begin(names), std::end(names), name);
+    return it == std::end(names) ? -1 : static_cast<int>(it - std::begin(names));
+  };
+  const int weekday = index_of(text.substr(0, 3), kWeekdays);
+  const int month = index_of(text.substr(8, 3), kMonths);
+  const int day = number(5, 2);
+  const int year = number(12, 4);
+  const int hour = number(17, 2);
+  const int minute = number(20, 2);
+  const int second = number(23, 2);
+  // Second 60 is a leap second, which the grammar allows.
+  if (weekday < 0 || month < 0 || day < 0 || year < 0 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
+      second < 0 || second > 60) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month + 1)),
+                                         std::chrono::day(static_cast<unsigned>(day))};
+  if (!date.ok()) return std::nullopt;
+  const std::chrono::sys_days days(date);
+  if (std::chrono::weekday(days).c_encoding() != static_cast<unsigned>(weekday)) return std::nullopt;
+  return int64_t{days.time_since_epoch().count()} * 86400 + hour * 3600 + minute * 60 + second;
+}
+
 }  // namespace fetch
 
 namespace {
@@ -436,13 +477,134 @@ constexpr int kMaxInterimResponses = 8;
     if (!bp_co_status_.ok()) co_return bp_co_status_; \
   } while (0)
 
-// A 200 response kept for revalidation.
+// RFC 9111 1.2.2: delta-seconds too large to represent are read as 2^31.
+constexpr int64_t kMaxDeltaSeconds = int64_t{1} << 31;
+
+std::optional<int64_t> ParseDeltaSeconds(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int64_t value = 0;
+  for (char c : text) {
+    if (!fetch::IsDigit(c)) return std::nullopt;
+    value = std::min(value * 10 + (c - '0'), kMaxDeltaSeconds);
+  }
+  return value;
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// What a response says about storing and reusing it (RFC 9111 4.2, 5).
+struct CachePolicy {
+  bool no_store = false;  // Cache-Control: no-store, or Vary: * (never matches a request)
+  bool no_cache = false;
+  std::optional<int64_t> max_age;  // seconds, the smallest given; 0 when malformed
+  bool has_expires = false;
+  int64_t expires_lifetime = 0;  // Expires minus Date in seconds; 0 when either is unusable
+  int64_t age = 0;               // the Age header: how long upstream caches held it
+
+  // The freshness lifetime the response gives itself, or nullopt when it
+  // gives none.
+  std::optional<int64_t> ExplicitLifetime() const {
+    if (no_cache) return 0;
+    if (max_age) return *max_age;
+    if (has_expires) return expires_lifetime;
+    return std::nullopt;
+  }
+
+  // Adds the directives of one Cache-Control field value: a comma-separated
+  // list of `name[=token or quoted-string]`. Unknown directives are ignored.
+  void AddCacheControl(std::string_view value) {
+    size_t i = 0;
+    while (i < value.size()) {
+      if (value[i] == ',' || IsSpace(value[i])) {
+        ++i;
+        continue;
+      }
+      const size_t name_start = i;
+      while (i < value.size() && value[i] != '=' && value[i] != ',' && !IsSpace(value[i])) ++i;
+      const std::string name = fetch::LowerCase(value.substr(name_start, i - name_start));
+      bool malformed = false;
+      std::optional<std::string> argument;
+      if (i < value.size() && value[i] == '=') {
+        ++i;
+        argument.emplace();
+        if (i < value.size() && value[i] == '"') {
+          bool closed = false;
+          for (++i; i < value.size() && !closed;) {
+            const char c = value[i++];
+            if (c == '"') {
+              closed = true;
+            } else if (c == '\\' && i < value.size()) {
+              argument->push_back(value[i++]);
+            } else {
+              argument->push_back(c);
+            }
+          }
+          malformed = !closed;
+        } else {
+          while (i < value.size() && value[i] != ',' && !IsSpace(value[i])) argument->push_back(value[i++]);
+        }
+      }
+      // Anything but spaces before the next comma makes the directive malformed.
+      for (; i < value.size() && value[i] != ','; ++i) malformed = malformed || !IsSpace(value[i]);
+
+      if (name == "no-store") {
+        no_store = true;
+      } else if (name == "no-cache") {
+        // With field names too: we keep no headers it could be about, so
+        // treat it as the unqualified form.
+        no_cache = true;
+      } else if (name == "max-age") {
+        // RFC 9111 4.2.1: malformed freshness information means stale.
+        const std::optional<int64_t> seconds = argument && !malformed ? ParseDeltaSeconds(*argument) : std::nullopt;
+        max_age = std::min(max_age.value_or(kMaxDeltaSeconds), seconds.value_or(0));
+      }
+    }
+  }
+
+  // Reads Expires against Date; an invalid or repeated Expires, or a
+  // missing or invalid Date, makes the response stale on arrival.
+  void SetExpires(size_t expires_fields, std::string_view expires, std::string_view date) {
+    has_expires = expires_fields > 0;
+    if (!has_expires) return;
+    const std::optional<int64_t> expires_at = expires_fields == 1 ? fetch::ParseHttpDate(expires) : std::nullopt;
+    const std::optional<int64_t> date_at = fetch::ParseHttpDate(date);
+    expires_lifetime = expires_at && date_at ? std::max<int64_t>(0, *expires_at - *date_at) : 0;
+  }
+
+  // The first member of the Age field; an invalid one is ignored (RFC 9111 5.1).
+  void SetAge(std::string_view value) { age = ParseDeltaSeconds(Trim(value.substr(0, value.find(',')))).value_or(0); }
+
+  void AddVary(std::string_view value) {
+    while (!value.empty()) {
+      const size_t comma = value.find(',');
+      if (Trim(value.substr(0, comma)) == "*") no_store = true;
+      if (comma == std::string_view::npos) break;
+      value.remove_prefix(comma + 1);
+    }
+  }
+};
+
+// A 200 response kept in the cache. Immutable once stored: a renewal
+// stores a new one (sharing the body).
 struct CachedResponse {
+  std::string url;                     // the URL that answered; the validators belong to it
+  std::vector<std::string> redirects;  // from the cache key to `url`; empty when they are the same
+  std::string accept;                  // the Accept header of the request it answered
   int status = 0;
   std::string content_type;
-  std::string body;
+  std::shared_ptr<const std::string> body;
   std::string etag;
   std::string last_modified;
+  int64_t lifetime = 0;           // seconds, capped; what a 304 that says nothing renews
+  Clock::time_point fresh_until;  // may answer without a request before this
+
+  bool HasValidators() const { return !etag.empty() || !last_modified.empty(); }
 };
 
 // What one hop answered. The body is read only for statuses that return it.
@@ -453,7 +615,7 @@ struct HopResponse {
   std::string etag;
   std::string last_modified;
   std::string location;
-  bool no_store = false;
+  CachePolicy cache;
   std::string body;
 };
 
@@ -463,29 +625,14 @@ bool IsRedirect(int status) {
 
 bool ReturnsBody(int status) { return (status >= 200 && status < 300) || status == 410; }
 
-// True when a Cache-Control value lists the no-store directive.
-bool HasNoStore(std::string_view value) {
-  while (!value.empty()) {
-    const size_t comma = value.find(',');
-    std::string_view directive = value.substr(0, comma);
-    while (!directive.empty() && (directive.front() == ' ' || directive.front() == '\t')) directive.remove_prefix(1);
-    while (!directive.empty() && (directive.back() == ' ' || directive.back() == '\t')) directive.remove_suffix(1);
-    if (directive.size() == 8 && std::equal(directive.begin(), directive.end(), "no-store", [](char a, char b) {
-          return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
-        })) {
-      return true;
-    }
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 // What all calls of one Fetcher share.
 struct FetcherState {
-  FetcherState(const config::FetchConfig& config_in, AddressPolicy policy_in)
+  FetcherState(const config::FetchConfig& config_in, AddressPolicy policy_in, FreshnessClock clock_in)
       : config(config_in),
         policy(std::move(policy_in)),
+        clock(clock_in ? std::move(clock_in) : FreshnessClock([] { return Clock::now(); })),
+        max_fresh_seconds(std::max(0, config_in.max_fresh_seconds)),
+        default_fresh_seconds(std::clamp<int64_t>(config_in.default_fresh_seconds, 0, max_fresh_seconds)),
         cache(static_cast<size_t>(std::max(0, config_in.cache_entries))) {
     try {
       init = SetUpTls();
@@ -514,14 +661,54 @@ struct FetcherState {
     return {};
   }
 
+  // The entry for `url` if it may answer a request with `accept`, else null.
+  std::shared_ptr<const CachedResponse> Lookup(const std::string& url, const std::string& accept) {
+    std::optional<std::shared_ptr<const CachedResponse>> entry = cache.Get(url);
+    if (!entry || (*entry)->accept != accept) return nullptr;
+    return std::move(*entry);
+  }
+
+  // Whether `entry` may answer without a request a call that has followed
+  // `redirects_so_far` redirects and accepts at most `max_bytes`.
+  bool MayAnswer(const CachedResponse& entry, size_t redirects_so_far, size_t max_bytes) const {
+    return clock() < entry.fresh_until && entry.body->size() <= max_bytes &&
+           redirects_so_far + entry.redirects.size() <= static_cast<size_t>(std::max(0, config.max_redirects));
+  }
+
+  // The freshness lifetime of `response`, capped; `fallback` when it gives
+  // itself none.
+  int64_t Lifetime(const CachePolicy& response, int64_t fallback) const {
+    return std::min(response.ExplicitLifetime().value_or(fallback), max_fresh_seconds);
+  }
+
+  static Clock::time_point FreshUntil(Clock::time_point received, int64_t lifetime, int64_t age) {
+    return received + std::chrono::seconds(std::max<int64_t>(0, lifetime - age));
+  }
+
   const config::FetchConfig config;
   const AddressPolicy policy;
+  const FreshnessClock clock;
+  const int64_t max_fresh_seconds;
+  const int64_t default_fresh_seconds;  // at most max_fresh_seconds
   // Shared by all calls: OpenSSL makes connections from one SSL_CTX
   // concurrently, and nothing changes it after construction.
   std::optional<ssl::context> tls;
   Status init;
   LruCache<std::shared_ptr<const CachedResponse>> cache;
 };
+
+// Fills `result` from a cached response; `result->redirects` already holds
+// the redirects followed before reaching its key.
+void AnswerFromCache(const CachedResponse& entry, FetchResult* result) {
+  result->final_url = entry.url;
+  result->status = entry.status;
+  result->content_type = entry.content_type;
+  result->body = *entry.body;
+  result->etag = entry.etag;
+  result->last_modified = entry.last_modified;
+  result->from_cache = true;
+  result->redirects.insert(result->redirects.end(), entry.redirects.begin(), entry.redirects.end());
+}
 
 // One call of Fetcher::Fetch: all its hops run as one coroutine on a private
 // io_context driven by the calling thread. Every socket operation carries
@@ -552,13 +739,28 @@ class FetchCall {
  private:
   net::awaitable<Status> Follow(fetch::Url url) {
     std::vector<std::string> visited;
+    // Until when every redirect followed so far stays fresh; nullopt once
+    // one of them said no-store.
+    std::optional<Clock::time_point> chain_fresh_until = Clock::time_point::max();
     for (;;) {
       const std::string url_text = url.ToString();
       visited.push_back(url_text);
-      const std::optional<std::shared_ptr<const CachedResponse>> cached = fetcher_.cache.Get(url_text);
-      const CachedResponse* validators = cached ? cached->get() : nullptr;
+      const std::shared_ptr<const CachedResponse> cached = fetcher_.Lookup(url_text, request_.accept);
+      if (cached != nullptr && request_.reuse_fresh &&
+          fetcher_.MayAnswer(*cached, result_.redirects.size(), max_bytes_)) {
+        AnswerFromCache(*cached, &result_);
+        CacheOutcome(visited, *cached, chain_fresh_until);
+        co_return Status::Ok();
+      }
+      // Validators only of a response from this very URL, and never for a
+      // body this call could not return.
+      const CachedResponse* validators =
+          cached != nullptr && cached->url == url_text && cached->HasValidators() && cached->body->size() <= max_bytes_
+              ? cached.get()
+              : nullptr;
       HopResponse response;
       BP_CO_RETURN_IF_ERROR(co_await Hop(url, validators, &response));
+      const Clock::time_point received = fetcher_.clock();
       const int status = response.status;
 
       if (IsRedirect(status)) {
@@ -583,6 +785,15 @@ class FetchCall {
           co_return FailedPrecondition(fmt::format("fetch: more than {} redirects from {} (fetch.max_redirects)",
                                                    fetcher_.config.max_redirects, request_.url));
         }
+        if (response.cache.no_store) {
+          chain_fresh_until.reset();
+        } else if (chain_fresh_until) {
+          // RFC 9111 4.2.2: only permanent redirects get a heuristic lifetime.
+          const bool permanent = status == 301 || status == 308;
+          const int64_t lifetime = fetcher_.Lifetime(response.cache, permanent ? fetcher_.default_fresh_seconds : 0);
+          chain_fresh_until =
+              std::min(*chain_fresh_until, FetcherState::FreshUntil(received, lifetime, response.cache.age));
+        }
         result_.redirects.push_back(url_text);
         url = std::move(*next);
         continue;
@@ -593,18 +804,20 @@ class FetchCall {
         if (validators == nullptr) {
           co_return Unavailable(fmt::format("fetch: {} answered 304 to an unconditional request", url_text));
         }
-        Return(*validators);
-        result_.from_cache = true;
+        auto renewed = std::make_shared<CachedResponse>(*validators);
         // RFC 9111 4.3.4: validators sent with a 304 replace the stored ones.
-        if ((!response.etag.empty() && response.etag != validators->etag) ||
-            (!response.last_modified.empty() && response.last_modified != validators->last_modified)) {
-          auto refreshed = std::make_shared<CachedResponse>(*validators);
-          if (!response.etag.empty()) refreshed->etag = response.etag;
-          if (!response.last_modified.empty()) refreshed->last_modified = response.last_modified;
-          result_.etag = refreshed->etag;
-          result_.last_modified = refreshed->last_modified;
-          fetcher_.cache.Put(url_text, std::move(refreshed));
+        if (!response.etag.empty()) renewed->etag = response.etag;
+        if (!response.last_modified.empty()) renewed->last_modified = response.last_modified;
+        renewed->lifetime = fetcher_.Lifetime(response.cache, validators->lifetime);
+        renewed->fresh_until = FetcherState::FreshUntil(received, renewed->lifetime, response.cache.age);
+        AnswerFromCache(*renewed, &result_);
+        if (response.cache.no_store) {
+          fetcher_.cache.Erase(url_text);
+          chain_fresh_until.reset();
+        } else {
+          fetcher_.cache.Put(url_text, renewed);
         }
+        CacheOutcome(visited, *renewed, chain_fresh_until);
         co_return Status::Ok();
       }
       if (ReturnsBody(status)) {
@@ -617,28 +830,58 @@ class FetchCall {
         result_.body = std::move(response.body);
         result_.etag = std::move(response.etag);
         result_.last_modified = std::move(response.last_modified);
-        const bool cacheable = status == 200 && !response.no_store &&
-                               result_.body.size() <= Fetcher::kMaxCachedBodyBytes &&
-                               (!result_.etag.empty() || !result_.last_modified.empty());
-        if (cacheable) {
-          fetcher_.cache.Put(url_text,
-                             std::make_shared<const CachedResponse>(CachedResponse{
-                                 status, result_.content_type, result_.body, result_.etag, result_.last_modified}));
-        } else if (validators != nullptr) {
-          fetcher_.cache.Erase(url_text);
+        if (status == 200 && !response.cache.no_store && result_.body.size() <= Fetcher::kMaxCachedBodyBytes) {
+          auto entry = std::make_shared<CachedResponse>();
+          entry->url = url_text;
+          entry->accept = request_.accept;
+          entry->status = status;
+          entry->content_type = result_.content_type;
+          entry->body = std::make_shared<const std::string>(result_.body);
+          entry->etag = result_.etag;
+          entry->last_modified = result_.last_modified;
+          entry->lifetime = fetcher_.Lifetime(response.cache, fetcher_.default_fresh_seconds);
+          entry->fresh_until = FetcherState::FreshUntil(received, entry->lifetime, response.cache.age);
+          // Without validators a stale entry is of no use.
+          if (entry->HasValidators() || entry->fresh_until > received) {
+            fetcher_.cache.Put(url_text, entry);
+            CacheOutcome(visited, *entry, chain_fresh_until);
+            co_return Status::Ok();
+          }
         }
+        Forget(visited);
         co_return Status::Ok();
       }
-      co_return StatusError(url_text, status);
+      Status error = StatusError(url_text, status);
+      // A definite answer (such as 404) replaces what the cache held; a
+      // passing failure (5xx, 429) leaves it alone.
+      if (error.code() != StatusCode::kUnavailable) Forget(visited);
+      co_return error;
     }
   }
 
-  void Return(const CachedResponse& response) {
-    result_.status = response.status;
-    result_.content_type = response.content_type;
-    result_.body = response.body;
-    result_.etag = response.etag;
-    result_.last_modified = response.last_modified;
+  // Drops what the cache holds for the URL that answered and, after
+  // redirects, for the requested one.
+  void Forget(const std::vector<std::string>& visited) {
+    fetcher_.cache.Erase(visited.back());
+    if (visited.size() > 1) fetcher_.cache.Erase(visited.front());
+  }
+
+  // After redirects, also keeps the outcome under the requested URL (with
+  // all the redirects that led to it) for as long as the whole chain and
+  // `final_entry` stay fresh; otherwise drops what that URL held.
+  void CacheOutcome(const std::vector<std::string>& visited, const CachedResponse& final_entry,
+                    std::optional<Clock::time_point> chain_fresh_until) {
+    if (visited.size() < 2) return;
+    if (chain_fresh_until) {
+      auto outcome = std::make_shared<CachedResponse>(final_entry);
+      outcome->redirects = result_.redirects;
+      outcome->fresh_until = std::min(*chain_fresh_until, final_entry.fresh_until);
+      if (outcome->fresh_until > fetcher_.clock()) {
+        fetcher_.cache.Put(visited.front(), std::move(outcome));
+        return;
+      }
+    }
+    fetcher_.cache.Erase(visited.front());
   }
 
   static Status StatusError(const std::string& url_text, int status) {
@@ -766,8 +1009,12 @@ class FetchCall {
     out->last_modified = field(bhttp::field::last_modified);
     out->location = field(bhttp::field::location);
     for (auto [it, end] = header.equal_range(bhttp::field::cache_control); it != end; ++it) {
-      out->no_store = out->no_store || HasNoStore(it->value());
+      out->cache.AddCacheControl(it->value());
     }
+    for (auto [it, end] = header.equal_range(bhttp::field::vary); it != end; ++it) out->cache.AddVary(it->value());
+    out->cache.SetExpires(header.count(bhttp::field::expires), header[bhttp::field::expires],
+                          header[bhttp::field::date]);
+    if (header.count(bhttp::field::age) > 0) out->cache.SetAge(header[bhttp::field::age]);
     if (!ReturnsBody(out->status)) co_return Status::Ok();
 
     auto [body_error, body_bytes] = co_await bhttp::async_read(stream, buffer, *parser, kAwait);
@@ -818,7 +1065,8 @@ class FetchCall {
 }  // namespace
 
 struct Fetcher::Impl {
-  Impl(const config::FetchConfig& config, AddressPolicy policy) : state(config, std::move(policy)) {}
+  Impl(const config::FetchConfig& config, AddressPolicy policy, FreshnessClock clock)
+      : state(config, std::move(policy), std::move(clock)) {}
   FetcherState state;
 };
 
@@ -826,8 +1074,11 @@ Fetcher::Fetcher(const config::FetchConfig& config)
     : Fetcher(config, fetch::DefaultAddressPolicy(config.allow_private)) {}
 
 Fetcher::Fetcher(const config::FetchConfig& config, AddressPolicy policy)
-    : impl_(std::make_unique<Impl>(config,
-                                   policy ? std::move(policy) : fetch::DefaultAddressPolicy(config.allow_private))) {}
+    : Fetcher(config, std::move(policy), FreshnessClock()) {}
+
+Fetcher::Fetcher(const config::FetchConfig& config, AddressPolicy policy, FreshnessClock clock)
+    : impl_(std::make_unique<Impl>(
+          config, policy ? std::move(policy) : fetch::DefaultAddressPolicy(config.allow_private), std::move(clock))) {}
 
 Fetcher::~Fetcher() = default;
 
@@ -842,9 +1093,22 @@ Result<FetchResult> Fetcher::Fetch(const FetchRequest& request) {
   if (request.max_bytes) max_bytes = std::min(max_bytes, *request.max_bytes);
   const Clock::time_point start = Clock::now();
   Result<FetchResult> result = Internal("fetch: not run");
+  // The hot path of imports: a fresh entry answers with one cache lookup,
+  // before any I/O machinery is set up.
+  std::shared_ptr<const CachedResponse> fresh;
+  if (request.reuse_fresh) {
+    fresh = state.Lookup(url->ToString(), request.accept);
+    if (fresh != nullptr && !state.MayAnswer(*fresh, 0, max_bytes)) fresh = nullptr;
+  }
   try {
-    FetchCall call(state, request, max_bytes, start + std::chrono::milliseconds(state.config.timeout_ms));
-    result = call.Run(*url);
+    if (fresh != nullptr) {
+      FetchResult cached;
+      AnswerFromCache(*fresh, &cached);
+      result = std::move(cached);
+    } else {
+      FetchCall call(state, request, max_bytes, start + std::chrono::milliseconds(state.config.timeout_ms));
+      result = call.Run(*url);
+    }
   } catch (const std::exception& e) {
     // Asio and OpenSSL report set-up failures (e.g. no memory, no file
     // descriptors) by throwing.

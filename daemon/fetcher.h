@@ -30,6 +30,8 @@
 //             "revoked/withdrawn", so it is an answer, not a failure.
 //   result    304 to our conditional request: the cached response, with
 //             from_cache = true (and the cached status, usually 200).
+//   result    a fresh cached response, when reuse_fresh asks for one: no
+//             request is made; from_cache = true.
 //   kNotFound            404.
 //   kUnavailable         network failure, timeout, TLS failure other than
 //                        a refused certificate, 5xx, 408, 429, a malformed
@@ -48,16 +50,44 @@
 //   kInvalidArgument     the requested URL itself is unusable.
 //   kInternal            the node itself failed (e.g. out of memory).
 //
-// Caching: successful (200) responses that carry an ETag or Last-Modified
-// are kept in an LRU of fetch.cache_entries entries, keyed by URL, unless
-// they say Cache-Control: no-store or their body is larger than
-// Fetcher::kMaxCachedBodyBytes (so bodies in the cache take at most
-// cache_entries * kMaxCachedBodyBytes). Every fetch still goes to the
-// server; a cached entry only makes the request conditional
-// (If-None-Match, If-Modified-Since), and a 304 answer returns the cached
-// body.
+// Caching, after RFC 9111 for a private cache:
+//   What is kept: 200 responses whose body is at most
+//   Fetcher::kMaxCachedBodyBytes, that do not say Cache-Control: no-store
+//   or Vary: *, and that carry an ETag or Last-Modified or are fresh. They
+//   live in an LRU of fetch.cache_entries entries (0: no caching at all),
+//   one per URL, so cached bodies take at most
+//   cache_entries * kMaxCachedBodyBytes. An entry answers only requests
+//   that send the Accept header it was fetched with; a response to another
+//   Accept replaces it.
+//   Freshness, counted from when the response was received: Cache-Control
+//   no-cache gives 0 s; else max-age=N gives N s (the smallest when
+//   repeated, 0 when malformed; s-maxage is ignored); else Expires minus
+//   Date (IMF-fixdate, see ParseHttpDate; either one invalid or absent
+//   gives 0 s); else fetch.default_fresh_seconds. Each is capped at
+//   fetch.max_fresh_seconds, and an Age header is subtracted. A stale
+//   entry is never returned unchecked, so must-revalidate changes nothing.
+//   Use: a request with reuse_fresh gets a fresh entry without any network
+//   traffic (from_cache = true). Otherwise, or once the entry is stale, the
+//   request goes to the server, conditional (If-None-Match,
+//   If-Modified-Since) when the entry has validators; a 304 returns the
+//   cached body and renews its freshness from the 304's own Cache-Control
+//   or Expires, or else for the stored response's lifetime. A stale entry
+//   without validators is simply fetched again. Any other answer replaces
+//   the entry, or drops it when it is not kept (a 410, a 404 or another
+//   error that is not a retry-later one). A cached body larger than the
+//   call's body cap is never returned; the server is asked unconditionally
+//   instead.
+//   Redirects: the response is cached under the URL that answered it. A
+//   fetch that followed redirects also caches the outcome under the
+//   requested URL (final_url and redirects kept) for as long as every
+//   response in the chain is fresh. A redirect's freshness follows the
+//   rules above, except that a 302, 303 or 307 without max-age or Expires
+//   gets 0 s (RFC 9111 4.2.2: not heuristically cacheable); a no-store
+//   anywhere in the chain keeps the outcome out of the requested URL's
+//   entry.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -81,6 +111,10 @@ struct FetchRequest {
   std::string accept = "application/ld+json, application/json;q=0.9, */*;q=0.1";
   // Lowers the body cap for this call; never raises it above fetch.max_bytes.
   std::optional<size_t> max_bytes;
+  // When the cache holds a fresh response for `url` (see "Caching" above),
+  // return it without asking the server. False always asks the server
+  // (conditionally when a response is cached): for a "re-check now".
+  bool reuse_fresh = false;
 };
 
 struct FetchResult {
@@ -90,7 +124,9 @@ struct FetchResult {
   std::string body;           // the body bytes, verbatim (chunked framing removed)
   std::string etag;           // the ETag header, verbatim ("" when absent)
   std::string last_modified;  // the Last-Modified header, verbatim ("" when absent)
-  bool from_cache = false;    // the server answered 304 and body came from the cache
+  // The body came from the cache: a fresh entry answered (reuse_fresh), or
+  // the server answered 304 to a conditional request.
+  bool from_cache = false;
   // The URLs that answered with a redirect, in order, starting with the
   // requested one; empty when there was none.
   std::vector<std::string> redirects;
@@ -100,6 +136,10 @@ struct FetchResult {
 // `host` resolved to (or the literal itself). Returns OK, or the error the
 // fetch fails with (normally kPermissionDenied). Must be thread-safe.
 using AddressPolicy = std::function<Status(const boost::asio::ip::address& address, std::string_view host)>;
+
+// The clock the cache measures freshness with. Must be thread-safe and
+// never go backwards. Deadlines always use the real steady clock.
+using FreshnessClock = std::function<std::chrono::steady_clock::time_point()>;
 
 // Thread-safe: Fetch may be called from many threads at once. Each call
 // blocks its thread (it runs its own private io_context), so it belongs on
@@ -116,6 +156,9 @@ class Fetcher {
   // Addresses are checked by `policy` instead (an empty one means the
   // default); for tests and embedders.
   Fetcher(const config::FetchConfig& config, AddressPolicy policy);
+  // As above, with freshness measured by `clock` (an empty one means
+  // std::chrono::steady_clock::now); for tests.
+  Fetcher(const config::FetchConfig& config, AddressPolicy policy, FreshnessClock clock);
   ~Fetcher();
   Fetcher(const Fetcher&) = delete;
   Fetcher& operator=(const Fetcher&) = delete;
@@ -125,7 +168,9 @@ class Fetcher {
   const Status& init_status() const;
 
   // Fetches `request.url` with GET, following redirects. See the top of
-  // this file for which outcomes are results and which are errors.
+  // this file for which outcomes are results and which are errors. An
+  // answer from a fresh entry (reuse_fresh) costs one cache lookup under a
+  // shard lock and a copy of the body; nothing blocks.
   Result<FetchResult> Fetch(const FetchRequest& request);
 
  private:
@@ -178,6 +223,14 @@ std::optional<std::string_view> NonPublicRange(const boost::asio::ip::address& a
 // only addresses NonPublicRange calls public; a refusal is kPermissionDenied
 // "fetch: address A of host H is not public: RANGE (fetch.allow_private is off)".
 AddressPolicy DefaultAddressPolicy(bool allow_private);
+
+// Parses an HTTP date in the IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37
+// GMT", RFC 9110 5.6.7), exactly: case-sensitive names, a weekday that
+// matches the date, no extra spaces. Returns seconds since the Unix epoch,
+// or nullopt for anything else, the obsolete RFC 850 and asctime forms
+// included (for the cache an invalid date means "stale", so refusing them
+// only costs a request).
+std::optional<int64_t> ParseHttpDate(std::string_view text);
 
 }  // namespace fetch
 }  // namespace backpack

@@ -631,6 +631,36 @@ TEST(DefaultAddressPolicy, RefusesUnlessPrivateIsAllowed) {
   EXPECT_TRUE(fetch::DefaultAddressPolicy(true)(net::ip::make_address("fe80::1"), "x.example").ok());
 }
 
+TEST(ParseHttpDate, ReadsImfFixdateExactly) {
+  EXPECT_EQ(fetch::ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(fetch::ParseHttpDate("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+  EXPECT_EQ(fetch::ParseHttpDate("Thu, 29 Feb 2024 00:00:00 GMT"), 1709164800);
+  EXPECT_EQ(fetch::ParseHttpDate("Sat, 31 Dec 2016 23:59:60 GMT"), 1483228800);  // a leap second
+  for (const char* bad : {
+           "",
+           "0",
+           "-1",
+           "Mon, 06 Nov 1994 08:49:37 GMT",  // the weekday does not match
+           "sun, 06 Nov 1994 08:49:37 GMT",  // names are case-sensitive
+           "Sun, 06 nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 08:49:37 UTC",
+           "Sun, 6 Nov 1994 08:49:37 GMT",
+           "Sun,  06 Nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 08:49:37 GMT ",
+           "Sun, 06 Nov 1994 24:00:00 GMT",
+           "Sun, 06 Nov 1994 08:60:00 GMT",
+           "Sun, 06 Nov 1994 08:49:61 GMT",
+           "Wed, 31 Feb 2024 00:00:00 GMT",  // no such day
+           "Thu, 29 Feb 2023 00:00:00 GMT",  // not a leap year
+           "Sun, 00 Nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 19x4 08:49:37 GMT",
+           "Sunday, 06-Nov-94 08:49:37 GMT",  // RFC 850, obsolete
+           "Sun Nov  6 08:49:37 1994",        // asctime, obsolete
+       }) {
+    EXPECT_EQ(fetch::ParseHttpDate(bad), std::nullopt) << bad;
+  }
+}
+
 // ---- Fetching ---------------------------------------------------------------------
 
 TEST(Fetcher, ReturnsBodyVerbatimWithHeaders) {
@@ -1080,6 +1110,490 @@ TEST(Fetcher, ServesManyThreadsAtOnce) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// ---- Freshness --------------------------------------------------------------------
+
+// A freshness clock that moves only when told to.
+class FakeClock {
+ public:
+  Clock::time_point Now() const {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  void Advance(std::chrono::seconds seconds) {
+    std::lock_guard lock(mu_);
+    now_ += seconds;
+  }
+  FreshnessClock Function() {
+    return [this] { return Now(); };
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Clock::time_point now_ = Clock::time_point() + std::chrono::hours(24);
+};
+
+constexpr std::string_view kNotModified = "HTTP/1.1 304 Not Modified\r\nETag: \"f1\"\r\n";
+
+// Responses with the freshness information their path names; "f1" is the
+// ETag of the ones that have one, and a request that sends it gets a 304.
+Reply Freshening(const SeenRequest& request) {
+  const std::string& path = request.target;
+  const bool matches = request.Header("if-none-match") == "\"f1\"";
+  const std::string date = "Date: Tue, 01 Oct 2024 10:00:00 GMT";
+  if (path == "/max-age") {
+    if (matches) return Reply{std::string(kNotModified) + "Cache-Control: max-age=50\r\n\r\n"};
+    return Reply{Http(200, "max-age body", {"ETag: \"f1\"", "Cache-Control: max-age=100", "Content-Type: text/x"})};
+  }
+  if (path == "/silent-304") {
+    if (matches) return Reply{std::string(kNotModified) + "\r\n"};
+    return Reply{Http(200, "silent body", {"ETag: \"f1\"", "Cache-Control: max-age=100"})};
+  }
+  if (path == "/no-cache") {
+    if (matches) return Reply{std::string(kNotModified) + "Cache-Control: no-cache\r\n\r\n"};
+    return Reply{Http(200, "no-cache body", {"ETag: \"f1\"", "Cache-Control: no-cache"})};
+  }
+  if (path == "/no-store") {
+    if (matches) return Reply{std::string(kNotModified) + "\r\n"};
+    return Reply{Http(200, "no-store body", {"ETag: \"f1\"", "Cache-Control: max-age=100, NO-STORE"})};
+  }
+  if (path == "/vary-star") return Reply{Http(200, "vary body", {"Cache-Control: max-age=100", "Vary: *"})};
+  if (path == "/long") return Reply{Http(200, "long body", {"Cache-Control: max-age=100000"})};
+  if (path == "/fresh-only") return Reply{Http(200, "fresh-only body", {"Cache-Control: max-age=100"})};
+  if (path == "/plain") return Reply{Http(200, "plain body")};
+  if (path == "/quoted") return Reply{Http(200, "q", {"Cache-Control: public, max-age=\"20\""})};
+  if (path == "/repeated") return Reply{Http(200, "r", {"Cache-Control: max-age=100", "Cache-Control: max-age=10"})};
+  if (path == "/malformed") return Reply{Http(200, "m", {"Cache-Control: max-age=1x"})};
+  if (path == "/s-maxage") return Reply{Http(200, "s", {"Cache-Control: s-maxage=1000, max-age=10"})};
+  if (path == "/expires") return Reply{Http(200, "e", {date, "Expires: Tue, 01 Oct 2024 10:00:30 GMT"})};
+  if (path == "/expires-past") return Reply{Http(200, "e", {date, "Expires: Tue, 01 Oct 2024 09:00:00 GMT"})};
+  if (path == "/expires-invalid") return Reply{Http(200, "e", {date, "Expires: 0"})};
+  if (path == "/expires-no-date") return Reply{Http(200, "e", {"Expires: Tue, 01 Oct 2024 10:00:30 GMT"})};
+  if (path == "/expires-and-max-age") {
+    return Reply{Http(200, "e", {date, "Expires: Tue, 01 Oct 2024 10:00:30 GMT", "Cache-Control: max-age=100"})};
+  }
+  if (path == "/aged") return Reply{Http(200, "aged body", {"Cache-Control: max-age=100", "Age: 90"})};
+  if (path == "/moved") return Reply{Redirect(301, "/max-age")};
+  if (path == "/found") return Reply{Redirect(302, "/max-age")};
+  if (path == "/found-fresh") return Reply{Http(302, "", {"Location: /max-age", "Cache-Control: max-age=30"})};
+  if (path == "/moved-no-store") return Reply{Http(301, "", {"Location: /max-age", "Cache-Control: no-store"})};
+  return Reply{Http(404, "")};
+}
+
+Result<FetchResult> Reuse(Fetcher& fetcher, const std::string& url) {
+  FetchRequest request;
+  request.url = url;
+  request.reuse_fresh = true;
+  return fetcher.Fetch(request);
+}
+
+// How many requests the server saw for `target`.
+size_t Requests(const TestServer& server, const std::string& target) {
+  size_t n = 0;
+  for (const SeenRequest& request : server.requests()) n += request.target == target ? 1 : 0;
+  return n;
+}
+
+TEST(FetcherFreshness, FreshResponsesAnswerWithoutARequest) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  auto first = Reuse(fetcher, server.Url("/max-age"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_FALSE(first->from_cache);
+
+  clock.Advance(std::chrono::seconds(99));
+  auto second = Reuse(fetcher, server.Url("/max-age#fragment"));
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(second->from_cache);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "max-age body");
+  EXPECT_EQ(second->content_type, "text/x");
+  EXPECT_EQ(second->etag, "\"f1\"");
+  EXPECT_EQ(second->final_url, server.Url("/max-age"));
+  EXPECT_TRUE(second->redirects.empty());
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+}
+
+TEST(FetcherFreshness, WithoutReuseFreshEveryFetchAsksTheServer) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  auto validated = Get(fetcher, server.Url("/max-age"));
+  ASSERT_TRUE(validated.ok()) << validated.status().ToString();
+  EXPECT_TRUE(validated->from_cache);
+  EXPECT_EQ(validated->body, "max-age body");
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(server.requests()[1].Header("if-none-match"), "\"f1\"");
+
+  // Without validators the request is unconditional.
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/plain")).ok());
+  auto refetched = Get(fetcher, server.Url("/plain"));
+  ASSERT_TRUE(refetched.ok()) << refetched.status().ToString();
+  EXPECT_FALSE(refetched->from_cache);
+  EXPECT_EQ(refetched->body, "plain body");
+  ASSERT_EQ(Requests(server, "/plain"), 2u);
+  EXPECT_EQ(server.requests().back().Header("if-none-match"), "");
+  EXPECT_EQ(server.requests().back().Header("if-modified-since"), "");
+
+  // Both were fresh all along.
+  const size_t before = server.requests().size();
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/plain")).ok());
+  EXPECT_EQ(server.requests().size(), before);
+}
+
+TEST(FetcherFreshness, StaleEntriesAreRevalidatedAndRenewed) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  clock.Advance(std::chrono::seconds(100));
+  auto revalidated = Reuse(fetcher, server.Url("/max-age"));
+  ASSERT_TRUE(revalidated.ok()) << revalidated.status().ToString();
+  EXPECT_TRUE(revalidated->from_cache);
+  EXPECT_EQ(revalidated->body, "max-age body");
+  ASSERT_EQ(Requests(server, "/max-age"), 2u);
+  EXPECT_EQ(server.requests().back().Header("if-none-match"), "\"f1\"");
+
+  // The 304 said max-age=50.
+  clock.Advance(std::chrono::seconds(49));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  EXPECT_EQ(Requests(server, "/max-age"), 2u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  EXPECT_EQ(Requests(server, "/max-age"), 3u);
+
+  // A 304 that says nothing renews the stored lifetime (100 s).
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/silent-304")).ok());
+  clock.Advance(std::chrono::seconds(101));
+  auto silent = Reuse(fetcher, server.Url("/silent-304"));
+  ASSERT_TRUE(silent.ok()) << silent.status().ToString();
+  EXPECT_TRUE(silent->from_cache);
+  EXPECT_EQ(silent->body, "silent body");
+  EXPECT_EQ(Requests(server, "/silent-304"), 2u);
+  clock.Advance(std::chrono::seconds(99));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/silent-304")).ok());
+  EXPECT_EQ(Requests(server, "/silent-304"), 2u);
+  clock.Advance(std::chrono::seconds(2));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/silent-304")).ok());
+  EXPECT_EQ(Requests(server, "/silent-304"), 3u);
+}
+
+TEST(FetcherFreshness, NoStoreAndVaryStarAreNeverReused) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  for (const char* path : {"/no-store", "/vary-star", "/max-age"}) {
+    for (int i = 0; i < 3; ++i) {
+      auto result = Reuse(fetcher, server.Url(path));
+      ASSERT_TRUE(result.ok()) << path << ": " << result.status().ToString();
+      EXPECT_EQ(result->from_cache, std::string_view(path) == "/max-age" && i > 0) << path;
+    }
+  }
+  EXPECT_EQ(Requests(server, "/no-store"), 3u);
+  EXPECT_EQ(Requests(server, "/vary-star"), 3u);
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+  for (const SeenRequest& request : server.requests()) EXPECT_EQ(request.Header("if-none-match"), "");
+}
+
+TEST(FetcherFreshness, NoCacheResponsesAreAlwaysRevalidated) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/no-cache")).ok());
+  for (int i = 0; i < 2; ++i) {
+    auto result = Reuse(fetcher, server.Url("/no-cache"));
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_TRUE(result->from_cache);
+    EXPECT_EQ(result->body, "no-cache body");
+  }
+  const auto seen = server.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].Header("if-none-match"), "");
+  EXPECT_EQ(seen[1].Header("if-none-match"), "\"f1\"");
+  EXPECT_EQ(seen[2].Header("if-none-match"), "\"f1\"");
+
+  // The same flow with a max-age asks only once.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+}
+
+TEST(FetcherFreshness, MaxAgeIsCappedByMaxFreshSeconds) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  config::FetchConfig config = TestConfig();
+  config.max_fresh_seconds = 3600;
+  Fetcher fetcher(config, nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/long")).ok());
+  clock.Advance(std::chrono::seconds(3599));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/long")).ok());
+  EXPECT_EQ(Requests(server, "/long"), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  auto refetched = Reuse(fetcher, server.Url("/long"));
+  ASSERT_TRUE(refetched.ok()) << refetched.status().ToString();
+  EXPECT_FALSE(refetched->from_cache);
+  EXPECT_EQ(Requests(server, "/long"), 2u);
+
+  // The cap also bounds the default.
+  config.max_fresh_seconds = 10;
+  config.default_fresh_seconds = 60;
+  Fetcher capped(config, nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(capped, server.Url("/plain")).ok());
+  clock.Advance(std::chrono::seconds(9));
+  ASSERT_TRUE(Reuse(capped, server.Url("/plain")).ok());
+  EXPECT_EQ(Requests(server, "/plain"), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Reuse(capped, server.Url("/plain")).ok());
+  EXPECT_EQ(Requests(server, "/plain"), 2u);
+}
+
+TEST(FetcherFreshness, DefaultFreshSecondsWithoutMaxAge) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  config::FetchConfig config = TestConfig();
+  config.default_fresh_seconds = 60;
+  Fetcher fetcher(config, nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/plain")).ok());
+  clock.Advance(std::chrono::seconds(59));
+  auto fresh = Reuse(fetcher, server.Url("/plain"));
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_TRUE(fresh->from_cache);
+  EXPECT_EQ(fresh->body, "plain body");
+  EXPECT_EQ(Requests(server, "/plain"), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/plain")).ok());
+  EXPECT_EQ(Requests(server, "/plain"), 2u);
+}
+
+TEST(FetcherFreshness, DefaultFreshSecondsZeroMeansNoReuseWithoutMaxAge) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  config::FetchConfig config = TestConfig();
+  config.default_fresh_seconds = 0;
+  Fetcher fetcher(config, nullptr, clock.Function());
+  for (int i = 0; i < 3; ++i) {
+    auto plain = Reuse(fetcher, server.Url("/plain"));
+    ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+    EXPECT_FALSE(plain->from_cache);
+    ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  }
+  EXPECT_EQ(Requests(server, "/plain"), 3u);
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);  // an explicit max-age still counts
+}
+
+TEST(FetcherFreshness, CacheEntriesZeroDisablesFreshness) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  config::FetchConfig config = TestConfig();
+  config.cache_entries = 0;
+  Fetcher uncached(config, nullptr, clock.Function());
+  Fetcher cached(TestConfig(), nullptr, clock.Function());
+  for (int i = 0; i < 3; ++i) {
+    auto result = Reuse(uncached, server.Url("/max-age"));
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_FALSE(result->from_cache);
+    ASSERT_TRUE(Reuse(cached, server.Url("/plain")).ok());
+  }
+  EXPECT_EQ(Requests(server, "/max-age"), 3u);
+  EXPECT_EQ(Requests(server, "/plain"), 1u);
+  for (const SeenRequest& request : server.requests()) EXPECT_EQ(request.Header("if-none-match"), "");
+}
+
+TEST(FetcherFreshness, ResponsesWithoutValidatorsAreCachedWhileFresh) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/fresh-only")).ok());
+  auto fresh = Reuse(fetcher, server.Url("/fresh-only"));
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_TRUE(fresh->from_cache);
+  EXPECT_EQ(fresh->body, "fresh-only body");
+  EXPECT_EQ(Requests(server, "/fresh-only"), 1u);
+
+  clock.Advance(std::chrono::seconds(100));
+  auto refetched = Reuse(fetcher, server.Url("/fresh-only"));
+  ASSERT_TRUE(refetched.ok()) << refetched.status().ToString();
+  EXPECT_FALSE(refetched->from_cache);
+  EXPECT_EQ(refetched->body, "fresh-only body");
+  ASSERT_EQ(Requests(server, "/fresh-only"), 2u);
+  EXPECT_EQ(server.requests().back().Header("if-none-match"), "");
+  EXPECT_EQ(server.requests().back().Header("if-modified-since"), "");
+
+  // Cached again, fresh from the new response.
+  clock.Advance(std::chrono::seconds(99));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/fresh-only")).ok());
+  EXPECT_EQ(Requests(server, "/fresh-only"), 2u);
+}
+
+TEST(FetcherFreshness, ReadsCacheControlStrictly) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  struct Case {
+    const char* path;
+    int fresh_seconds;
+  };
+  // max-age in quotes is read; the smallest of several wins; a malformed
+  // one means stale; s-maxage is for shared caches only.
+  for (const Case& c : {Case{"/quoted", 20}, Case{"/repeated", 10}, Case{"/malformed", 0}, Case{"/s-maxage", 10}}) {
+    ASSERT_TRUE(Reuse(fetcher, server.Url(c.path)).ok()) << c.path;
+    if (c.fresh_seconds > 0) {
+      clock.Advance(std::chrono::seconds(c.fresh_seconds - 1));
+      ASSERT_TRUE(Reuse(fetcher, server.Url(c.path)).ok()) << c.path;
+      EXPECT_EQ(Requests(server, c.path), 1u) << c.path;
+      clock.Advance(std::chrono::seconds(1));
+    }
+    ASSERT_TRUE(Reuse(fetcher, server.Url(c.path)).ok()) << c.path;
+    EXPECT_EQ(Requests(server, c.path), 2u) << c.path;
+  }
+}
+
+TEST(FetcherFreshness, ExpiresCountsFromDateAndYieldsToMaxAge) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/expires")).ok());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/expires-and-max-age")).ok());
+  clock.Advance(std::chrono::seconds(29));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/expires")).ok());
+  EXPECT_EQ(Requests(server, "/expires"), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/expires")).ok());
+  EXPECT_EQ(Requests(server, "/expires"), 2u);
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/expires-and-max-age")).ok());
+  EXPECT_EQ(Requests(server, "/expires-and-max-age"), 1u);
+
+  // In the past, invalid, or without a Date: stale on arrival, never the default.
+  for (const char* path : {"/expires-past", "/expires-invalid", "/expires-no-date"}) {
+    ASSERT_TRUE(Reuse(fetcher, server.Url(path)).ok()) << path;
+    ASSERT_TRUE(Reuse(fetcher, server.Url(path)).ok()) << path;
+    EXPECT_EQ(Requests(server, path), 2u) << path;
+  }
+}
+
+TEST(FetcherFreshness, AgeShortensFreshness) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/aged")).ok());
+  clock.Advance(std::chrono::seconds(9));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/aged")).ok());
+  EXPECT_EQ(Requests(server, "/aged"), 1u);
+  clock.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/aged")).ok());
+  EXPECT_EQ(Requests(server, "/aged"), 2u);
+}
+
+TEST(FetcherFreshness, RedirectOutcomesAreReusedUnderTheRequestedUrl) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/moved")).ok());
+  auto reused = Reuse(fetcher, server.Url("/moved"));
+  ASSERT_TRUE(reused.ok()) << reused.status().ToString();
+  EXPECT_TRUE(reused->from_cache);
+  EXPECT_EQ(reused->body, "max-age body");
+  EXPECT_EQ(reused->final_url, server.Url("/max-age"));
+  EXPECT_EQ(reused->redirects, std::vector<std::string>{server.Url("/moved")});
+  EXPECT_EQ(Requests(server, "/moved"), 1u);
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+
+  // The 301 got the default 60 s; after that only the redirect is asked
+  // again and its still fresh target answers from the cache.
+  clock.Advance(std::chrono::seconds(60));
+  auto redirected = Reuse(fetcher, server.Url("/moved"));
+  ASSERT_TRUE(redirected.ok()) << redirected.status().ToString();
+  EXPECT_TRUE(redirected->from_cache);
+  EXPECT_EQ(redirected->final_url, server.Url("/max-age"));
+  EXPECT_EQ(redirected->redirects, std::vector<std::string>{server.Url("/moved")});
+  EXPECT_EQ(Requests(server, "/moved"), 2u);
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+
+  // A 302 without freshness information, or a no-store redirect, is asked
+  // every time; a 302 with max-age is not.
+  for (const char* path : {"/found", "/moved-no-store", "/found-fresh", "/found", "/moved-no-store", "/found-fresh"}) {
+    auto result = Reuse(fetcher, server.Url(path));
+    ASSERT_TRUE(result.ok()) << path << ": " << result.status().ToString();
+    EXPECT_EQ(result->body, "max-age body") << path;
+    EXPECT_EQ(result->redirects, std::vector<std::string>{server.Url(path)}) << path;
+  }
+  EXPECT_EQ(Requests(server, "/found"), 2u);
+  EXPECT_EQ(Requests(server, "/moved-no-store"), 2u);
+  EXPECT_EQ(Requests(server, "/found-fresh"), 1u);
+  EXPECT_EQ(Requests(server, "/max-age"), 1u);
+}
+
+TEST(FetcherFreshness, FreshEntriesAnswerOnlyTheSameAcceptAndBodyCap) {
+  TestServer server(Freshening);
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+
+  FetchRequest small;
+  small.url = server.Url("/max-age");
+  small.reuse_fresh = true;
+  small.max_bytes = 4;
+  EXPECT_EQ(fetcher.Fetch(small).status().code(), StatusCode::kResourceExhausted);
+  ASSERT_EQ(Requests(server, "/max-age"), 2u);
+  EXPECT_EQ(server.requests().back().Header("if-none-match"), "");
+
+  FetchRequest html;
+  html.url = server.Url("/max-age");
+  html.reuse_fresh = true;
+  html.accept = "text/html";
+  auto other = fetcher.Fetch(html);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  EXPECT_FALSE(other->from_cache);
+  ASSERT_EQ(Requests(server, "/max-age"), 3u);
+  EXPECT_EQ(server.requests().back().Header("if-none-match"), "");
+  EXPECT_EQ(server.requests().back().Header("accept"), "text/html");
+}
+
+TEST(FetcherFreshness, DefiniteErrorsDropTheEntry) {
+  std::atomic<int> answer{200};
+  TestServer server([&answer](const SeenRequest&) {
+    const int status = answer.load();
+    if (status == 200) return Reply{Http(200, "there", {"Cache-Control: max-age=100"})};
+    return Reply{Http(status, "")};
+  });
+  FakeClock clock;
+  Fetcher fetcher(TestConfig(), nullptr, clock.Function());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/doc")).ok());
+
+  // A passing failure leaves the fresh entry in place...
+  answer = 503;
+  EXPECT_EQ(Get(fetcher, server.Url("/doc")).status().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/doc")).ok());
+  EXPECT_EQ(server.requests().size(), 2u);
+
+  // ...a definite one ends it.
+  answer = 404;
+  EXPECT_EQ(Get(fetcher, server.Url("/doc")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Reuse(fetcher, server.Url("/doc")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(server.requests().size(), 4u);
+}
+
+TEST(FetcherFreshness, ManyThreadsShareFreshEntries) {
+  TestServer server(Freshening);
+  Fetcher fetcher(TestConfig());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/max-age")).ok());
+  ASSERT_TRUE(Reuse(fetcher, server.Url("/moved")).ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        auto result = Reuse(fetcher, server.Url(i % 2 == 0 ? "/max-age" : "/moved"));
+        if (!result.ok() || !result->from_cache || result->body != "max-age body") ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(server.requests().size(), 2u);
 }
 
 // ---- HTTPS ------------------------------------------------------------------------
