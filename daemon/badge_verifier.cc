@@ -1,1 +1,327 @@
 #include "daemon/badge_verifier.h"
+
+#include <string_view>
+#include <utility>
+
+#include "protocol/jws.h"
+#include "protocol/verification_report.h"
+
+namespace backpack {
+namespace {
+
+namespace check = protocol::check;
+
+// DocumentsToFetch needs at most four rounds; two more absorb a document
+// whose links change between rounds without letting a loop run on.
+constexpr int kMaxFetchRounds = 6;
+
+std::string_view ImageName(protocol::ImageFormat format) {
+  return format == protocol::ImageFormat::kPng ? "PNG" : "SVG";
+}
+
+std::string_view TrimAsciiSpace(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const size_t first = text.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+}
+
+// The HTTP status a failed fetch got, for FetchedDocument::status: 404 for
+// kNotFound; for other statuses the number at the end of the fetcher's
+// "fetch: <url> answered <status>"; 0 when the fetch got no usable response.
+int HttpStatusOf(const Status& status) {
+  if (status.code() == StatusCode::kNotFound) return 404;
+  constexpr std::string_view kAnswered = " answered ";
+  const std::string_view message = status.message();
+  const size_t at = message.rfind(kAnswered);
+  if (at == std::string_view::npos) return 0;
+  const std::string_view digits = message.substr(at + kAnswered.size());
+  if (digits.size() != 3) return 0;
+  int value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return 0;
+    value = value * 10 + (c - '0');
+  }
+  return value >= 100 ? value : 0;
+}
+
+bool Readable(const protocol::ParsedAssertion& parsed) {
+  const protocol::SpecVersion version = parsed.badge.spec_version;
+  return version != protocol::SpecVersion::kUnknown && version != protocol::SpecVersion::kV3_0 &&
+         !parsed.report.HasError(check::kJsonParse) && !parsed.report.HasError(check::kDocumentLimits);
+}
+
+// `report` with its first `name` ERROR worded as `message` instead (added
+// when there is none). Keeps the order of the other messages. A report that
+// was already truncated cannot be rebuilt exactly, so it gets the message
+// appended.
+void RewordError(protocol::VerificationReport& report, std::string_view name, const std::string& message,
+                 size_t max_messages) {
+  if (report.Has(check::kReportTruncated)) {
+    report.Error(name, message);
+    return;
+  }
+  protocol::VerificationReport rebuilt(max_messages);
+  bool replaced = false;
+  for (const protocol::ReportMessage& m : report.messages()) {
+    if (!replaced && m.name == name && m.level == protocol::MessageLevel::kError) {
+      protocol::ReportMessage copy = m;
+      copy.message = message;
+      rebuilt.Add(std::move(copy));
+      replaced = true;
+    } else {
+      rebuilt.Add(m);
+    }
+  }
+  if (!replaced) rebuilt.Error(name, message);
+  report = std::move(rebuilt);
+}
+
+// One call of Verify: the request, what has been fetched, the outcome.
+class Verification {
+ public:
+  Verification(const DocumentFetch& fetch, const protocol::ImageLimits& image_limits, const VerifyRequest& request)
+      : fetch_(fetch), image_limits_(image_limits), request_(request) {
+    base_options_.now = request.now;
+    base_options_.verified_emails = request.verified_emails;
+    base_options_.check_recipient = request.check_recipient;
+    outcome_.result.report = protocol::VerificationReport(base_options_.limits.max_messages);
+  }
+
+  VerifyOutcome Run() && {
+    switch (request_.kind) {
+      case InputKind::kUrl:
+        FromUrl(std::string(TrimAsciiSpace(request_.data)));
+        break;
+      case InputKind::kAssertion:
+        FromJson(request_.data, request_.source_url);
+        break;
+      case InputKind::kJws:
+        FromJws(std::string(TrimAsciiSpace(request_.data)));
+        break;
+      case InputKind::kImage:
+        FromImage();
+        break;
+    }
+    return std::move(outcome_);
+  }
+
+ private:
+  protocol::VerificationReport& report() { return outcome_.result.report; }
+
+  // Fetches `url` once into outcome_.documents. A failure is recorded with
+  // its HTTP status (0 without one) unless it may pass (kUnavailable) and a
+  // fallback copy exists; the reason is returned for messages (OK when a
+  // document, fetched or fallback, is there).
+  Status FetchInto(const std::string& url) {
+    Result<FetchResult> got = fetch_(url, request_.freshness);
+    if (got.ok()) {
+      outcome_.documents[url] = {got->status, std::move(got->body), std::move(got->final_url)};
+      return Status::Ok();
+    }
+    const Status& failure = got.status();
+    if (failure.code() == StatusCode::kUnavailable) {
+      outcome_.transient_failure = true;
+      if (auto fallback = request_.fallback_documents.find(url); fallback != request_.fallback_documents.end()) {
+        outcome_.documents[url] = fallback->second;
+        outcome_.fallback_urls.push_back(url);
+        return Status::Ok();
+      }
+    }
+    outcome_.documents[url] = {HttpStatusOf(failure), "", ""};
+    return failure;
+  }
+
+  // The DocumentsToFetch / CheckAssertion loop over outcome_.documents.
+  protocol::CheckResult CheckWithFetches(const protocol::ParsedAssertion& parsed,
+                                         const protocol::CheckOptions& options) {
+    for (int round = 0; round < kMaxFetchRounds; ++round) {
+      const std::vector<std::string> urls = protocol::DocumentsToFetch(parsed, outcome_.documents, options);
+      bool fetched_any = false;
+      for (const std::string& url : urls) {
+        if (outcome_.documents.contains(url)) continue;  // each URL once, whatever its outcome
+        // The reason of a failure is not repeated here: CheckAssertion
+        // reports the document as not fetched, with its HTTP status.
+        FetchInto(url).IgnoreError();
+        fetched_any = true;
+      }
+      if (!fetched_any) break;
+    }
+    return protocol::CheckAssertion(parsed, outcome_.documents, options);
+  }
+
+  void FromImage() {
+    const std::string& image = request_.data;
+    Result<protocol::ImageFormat> format = protocol::DetectImageFormat(image);
+    if (format.ok()) outcome_.image_format = *format;
+    Result<protocol::BakedPayload> baked = protocol::ExtractBadge(image, image_limits_);
+    if (!baked.ok()) {
+      if (!format.ok()) {
+        report().Error(check::kBakedImage,
+                       "the file is neither a PNG nor an SVG image (" + baked.status().message() + ")");
+      } else if (baked.status().code() == StatusCode::kNotFound) {
+        report().Error(check::kBakedImage,
+                       "the image is a valid " + std::string(ImageName(*format)) + " but carries no Open Badges data");
+      } else {
+        report().Error(check::kBakedImage,
+                       "the " + std::string(ImageName(*format)) + " image cannot be read: " + baked.status().message());
+      }
+      return;
+    }
+    outcome_.image_format = baked->format;
+    if (baked->kind == protocol::BadgeKind::kCredential) {
+      report().Error(check::kDetectVersion,
+                     "the image carries an Open Badges 3.0 credential; OB 3.0 credentials are not supported yet");
+      return;
+    }
+    switch (baked->form) {
+      case protocol::PayloadForm::kUrl:
+        FromUrl(baked->data);
+        break;
+      case protocol::PayloadForm::kJson:
+        FromJson(baked->data, "");
+        break;
+      case protocol::PayloadForm::kJws:
+        FromJws(baked->data);
+        break;
+    }
+  }
+
+  // A hosted assertion by its URL: its body is the assertion.
+  void FromUrl(const std::string& url) {
+    if (Result<fetch::Url> parsed = fetch::ParseUrl(url); !parsed.ok()) {
+      report().Error(check::kFetchDocument, "the assertion URL is not usable: " + parsed.status().message());
+      return;
+    }
+    if (Status fetched = FetchInto(url); !fetched.ok()) {
+      report().Error(check::kFetchDocument, "cannot fetch the assertion at " + url + ": " + fetched.message());
+      return;
+    }
+    const protocol::FetchedDocument hosted = outcome_.documents.at(url);
+    if (hosted.status < 200 || (hosted.status > 299 && hosted.status != 410)) {
+      // Only a fallback copy can hold another status.
+      report().Error(check::kFetchDocument,
+                     "the assertion at " + url + " answered HTTP " + std::to_string(hosted.status));
+      return;
+    }
+    outcome_.source_url = hosted.final_url.empty() ? url : hosted.final_url;
+    if (hosted.status != 410) {
+      // The bytes are the hosted copy itself: CheckAssertion compares
+      // nothing and takes the origin from source_url.
+      FromJson(hosted.body, outcome_.source_url);
+      return;
+    }
+    // 410 Gone: withdrawn. Check what the body says as a presented copy, so
+    // that CheckAssertion finds the 410 recorded under its hosted URL and
+    // the report still describes the badge.
+    const std::string gone = "the assertion at " + url + " is gone (HTTP 410)";
+    protocol::ParsedAssertion parsed = protocol::ParseAssertion(hosted.body, base_options_.limits);
+    if (!Readable(parsed)) {
+      report().Error(check::kRevoked, gone);
+      return;
+    }
+    outcome_.assertion = hosted.body;
+    outcome_.assertion_form = protocol::PayloadForm::kJson;
+    outcome_.result = CheckWithFetches(parsed, base_options_);
+    if (!outcome_.result.report.HasError(check::kRevoked)) {
+      outcome_.result.badge.revoked = true;
+      outcome_.result.report.Error(check::kRevoked, gone);
+    }
+  }
+
+  // Assertion JSON. `source_url`: where the bytes were fetched from.
+  void FromJson(const std::string& json, const std::string& source_url) {
+    outcome_.assertion = json;
+    outcome_.assertion_form = protocol::PayloadForm::kJson;
+    if (outcome_.source_url.empty()) outcome_.source_url = source_url;
+    protocol::ParsedAssertion parsed = protocol::ParseAssertion(json, base_options_.limits);
+    protocol::CheckOptions options = base_options_;
+    options.source_url = source_url;
+    // Bytes handed in (a stored record re-checked) are not the live copy:
+    // when they name their hosted URL, fetch and compare it, so that a
+    // revocation (410, "revoked": true) is seen. The origin check uses the
+    // hosted URL then; source_url remains for OB 0.5, which names none.
+    if (request_.kind == InputKind::kAssertion && parsed.badge.verification.url == source_url) {
+      options.source_url.clear();
+    }
+    outcome_.result = CheckWithFetches(parsed, options);
+  }
+
+  // A SignedBadge as a compact JWS.
+  void FromJws(const std::string& compact) {
+    Result<protocol::Jws> jws = protocol::Jws::Parse(compact);
+    if (!jws.ok()) {
+      report().Error(check::kJwsParse,
+                     "the signed assertion is not a well-formed compact JWS: " + jws.status().message());
+      return;
+    }
+    outcome_.assertion = compact;
+    outcome_.assertion_form = protocol::PayloadForm::kJws;
+    const protocol::ParsedAssertion parsed = protocol::ParseAssertion(jws->payload(), base_options_.limits);
+    protocol::CheckOptions options = base_options_;
+    outcome_.result = CheckWithFetches(parsed, options);
+    if (!Readable(parsed)) return;  // the report says why
+    protocol::VerificationReport& checked = outcome_.result.report;
+    const size_t max_messages = base_options_.limits.max_messages;
+    if (parsed.badge.verification.type != protocol::VerificationType::kSigned) {
+      // The signature is over an assertion that does not claim to be
+      // signed: no key is named to check it with, so it proves nothing.
+      checked.Error(check::kVerifySignature,
+                    "the JWS payload is not a SignedBadge assertion, so its signature cannot be checked",
+                    "verification");
+      return;
+    }
+    std::string refusals;
+    for (const protocol::SigningKey& key : outcome_.result.signing_keys) {
+      Result<protocol::PublicKey> public_key = protocol::PublicKey::FromPem(key.public_key_pem);
+      Status verified = public_key.ok() ? protocol::Verify(*jws, *public_key) : public_key.status();
+      if (verified.ok()) {
+        options.signature_key_url = key.url;
+        outcome_.result = protocol::CheckAssertion(parsed, outcome_.documents, options);
+        return;
+      }
+      refusals += (refusals.empty() ? "" : "; ") + key.url + ": " + verified.message();
+    }
+    if (outcome_.result.signing_keys.empty()) {
+      // CheckAssertion has said why there is no key (SIGNING_KEY or
+      // FETCH_DOCUMENT); the signature stays unchecked.
+      if (!checked.Has(check::kVerifySignature)) {
+        checked.Error(check::kVerifySignature, "no issuer key could be found to check the signature with");
+      }
+      return;
+    }
+    RewordError(checked, check::kVerifySignature,
+                "the signature does not verify with the issuer's key (" + refusals + ")", max_messages);
+  }
+
+  const DocumentFetch& fetch_;
+  const protocol::ImageLimits& image_limits_;
+  const VerifyRequest& request_;
+  protocol::CheckOptions base_options_;
+  VerifyOutcome outcome_;
+};
+
+}  // namespace
+
+std::string_view InputKindName(InputKind kind) {
+  switch (kind) {
+    case InputKind::kUrl:
+      return "url";
+    case InputKind::kAssertion:
+      return "assertion";
+    case InputKind::kJws:
+      return "jws";
+    case InputKind::kImage:
+      return "image";
+  }
+  return "assertion";
+}
+
+BadgeVerifier::BadgeVerifier(DocumentFetch fetch, protocol::ImageLimits image_limits)
+    : fetch_(std::move(fetch)), image_limits_(image_limits) {}
+
+VerifyOutcome BadgeVerifier::Verify(const VerifyRequest& request) const {
+  return Verification(fetch_, image_limits_, request).Run();
+}
+
+}  // namespace backpack

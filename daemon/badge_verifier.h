@@ -12,9 +12,11 @@
 // Problems with the input are messages in the report (never a Status), so
 // an import that fails says why in the same report shape as every other
 // check: BAKED_IMAGE for an image that cannot be read or carries no badge,
-// FETCH_DOCUMENT for a URL that cannot be fetched, JWS_PARSE for a signed
-// assertion that is not a well-formed JWS, VERIFY_SIGNATURE when no key
-// checks it.
+// DETECT_VERSION for a baked OB 3.0 credential, FETCH_DOCUMENT for a URL
+// that cannot be fetched, REVOKED for a hosted URL answering 410, JWS_PARSE
+// for a signed assertion that is not a well-formed JWS, VERIFY_SIGNATURE
+// (once) when no issuer key checks it. docs/badges.md, "Importing a badge",
+// has the details.
 //
 // Fetching goes through the DocumentFetch given at construction (in the
 // daemon: the guarded Fetcher). Thread-safe when the fetch function is.
@@ -57,7 +59,11 @@ struct VerifyRequest {
   InputKind kind = InputKind::kAssertion;
   std::string data;  // the URL, JSON, JWS or image bytes
   // Where the assertion bytes came from when a stored record is re-checked
-  // (the hosted URL the first import fetched); empty otherwise.
+  // (the hosted URL the first import fetched); empty otherwise. Only for
+  // kAssertion. The stored bytes are still compared with the live copy at
+  // the hosted URL they name, so a revocation there (410, "revoked": true)
+  // shows; source_url serves the origin check of an OB 0.5 assertion, which
+  // names none.
   std::string source_url;
   int64_t now = 0;                           // Unix seconds
   std::vector<std::string> verified_emails;  // the earner's verified addresses
@@ -94,6 +100,9 @@ class BadgeVerifier {
   BadgeVerifier(DocumentFetch fetch, protocol::ImageLimits image_limits = {});
 
   VerifyOutcome Verify(const VerifyRequest& request) const;
+
+  // The fetch it was built with (for badge images when baking on export).
+  const DocumentFetch& fetch() const { return fetch_; }
 
  private:
   DocumentFetch fetch_;

@@ -2139,4 +2139,8 @@ std::string VerificationReport::ToJson() const {
   return report.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+std::optional<std::string_view> RawJsonMember(std::string_view object_json, std::string_view key) {
+  return RawMember(WithoutBom(object_json), key);
+}
+
 }  // namespace backpack::protocol

@@ -160,4 +160,10 @@ std::vector<std::string> DocumentsToFetch(const ParsedAssertion& parsed, const F
 // error, so a check with missing documents is never valid.
 CheckResult CheckAssertion(const ParsedAssertion& parsed, const FetchedDocuments& fetched, const CheckOptions& options);
 
+// The exact bytes of member `key`'s value in the JSON object `object_json`
+// (the last one when a key repeats, as parsers keep the last), or nullopt
+// when the text is not an object or has no such member. The text must
+// already parse as JSON.
+std::optional<std::string_view> RawJsonMember(std::string_view object_json, std::string_view key);
+
 }  // namespace backpack::protocol

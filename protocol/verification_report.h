@@ -35,6 +35,9 @@ inline constexpr std::string_view kVerificationObject = "VERIFICATION_OBJECT";
 inline constexpr std::string_view kIssuerPropertyDependencies = "ISSUER_PROPERTY_DEPENDENCIES";
 inline constexpr std::string_view kExtensions = "EXTENSIONS";
 inline constexpr std::string_view kUnknownProperties = "UNKNOWN_PROPERTIES";
+// Reading what an earner hands in (daemon/badge_verifier.h).
+inline constexpr std::string_view kBakedImage = "BAKED_IMAGE";
+inline constexpr std::string_view kJwsParse = "JWS_PARSE";
 // Checking an assertion against its linked documents, the clock and the earner.
 inline constexpr std::string_view kFetchDocument = "FETCH_DOCUMENT";
 inline constexpr std::string_view kDocumentIdMismatch = "DOCUMENT_ID_MISMATCH";

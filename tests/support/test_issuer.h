@@ -27,11 +27,11 @@
 namespace backpack::testing {
 
 struct AwardOptions {
-  std::string email;          // the recipient
+  std::string email = {};     // the recipient
   bool hashed = true;         // sha256$ with salt
   std::string salt = "s4lt";  // used when hashed; "" for an unsalted hash
   int64_t issued_on = 1700000000;
-  std::optional<int64_t> expires;
+  std::optional<int64_t> expires = std::nullopt;
   // Extra members merged into the assertion JSON (an extension, say).
   std::string extra_json = "{}";
 };
@@ -44,14 +44,20 @@ class TestIssuer {
   TestIssuer(const TestIssuer&) = delete;
   TestIssuer& operator=(const TestIssuer&) = delete;
 
-  // Serves the documents on 127.0.0.1 (an ephemeral port) from a thread;
-  // the base URL becomes http://127.0.0.1:PORT. Call before awarding.
+  // Serves the documents on 127.0.0.1 (an ephemeral port) from two threads
+  // of its own, HTTP/1.1 with keep-alive; the base URL becomes
+  // http://127.0.0.1:PORT. Call before awarding. False when it cannot bind
+  // or was already started. Every other member may be called from any
+  // thread at any time.
   bool Start();
   const std::string& base_url() const;
 
-  std::string IssuerUrl() const;          // the Profile
-  std::string BadgeClassUrl() const;      // the BadgeClass
-  std::string KeyUrl() const;             // the CryptographicKey (PEM)
+  // Profile, BadgeClass and key are served with Cache-Control max-age=300;
+  // the revocation list and hosted assertions with no-cache. Every 200 has an
+  // ETag, and the server answers a matching If-None-Match with 304.
+  std::string IssuerUrl() const;          // the Profile (publicKey, revocationList)
+  std::string BadgeClassUrl() const;      // the BadgeClass (image served by the issuer)
+  std::string KeyUrl() const;             // the CryptographicKey (publicKeyPem); same URL after RotateKey
   std::string RevocationListUrl() const;  // the RevocationList
 
   // A hosted OB 2.0 assertion; returns its URL (also its id).
@@ -62,22 +68,35 @@ class TestIssuer {
   std::string AwardSigned(const AwardOptions& options);
 
   // A small PNG / SVG with `payload` (a URL, assertion JSON or JWS) baked in.
+  // A payload that cannot be baked aborts the test with a message.
   std::string BakePng(const std::string& payload) const;
   std::string BakeSvg(const std::string& payload) const;
+  // The same images with nothing baked in.
+  std::string UnbakedPng() const;
+  std::string UnbakedSvg() const;
 
   // Revokes an assertion by id (its URL for hosted ones): it goes on the
-  // revocation list, and a hosted one answers 410 Gone.
+  // revocation list, and a hosted one answers 410 Gone with its JSON marked
+  // "revoked": true.
   void Revoke(const std::string& assertion_id);
   // While set, every request answers 503 (an issuer that is down).
   void SetDown(bool down);
+  // Serves every document, the revocation list and hosted assertions
+  // included, with Cache-Control: max-age=`seconds` instead of the defaults
+  // above (a static issuer behind an ordinary web host).
+  void SetMaxAge(int seconds);
   // Replaces the issuer's key with a new one (signed badges made before no
   // longer verify).
   void RotateKey();
 
-  // How many HTTP requests the server (or Fetch) has answered, per path.
+  // How many requests the server and Fetch() together have answered for
+  // `url` (the full URL, as base_url() + path).
   int RequestCount(const std::string& url) const;
 
-  // The issuer's documents as a DocumentFetch; answers like the server.
+  // The issuer's documents as a DocumentFetch; answers like the server and
+  // like Fetcher: 200 and 410 are results, 404 is kNotFound, 503 (down) is
+  // kUnavailable, and a URL outside base_url() is kUnavailable (no such host).
+  // AsFetch() refers to this object, which must outlive it.
   Result<FetchResult> Fetch(const std::string& url);
   DocumentFetch AsFetch();
 
