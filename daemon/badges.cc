@@ -1,1 +1,764 @@
 #include "daemon/badges.h"
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cinttypes>
+#include <mutex>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "base/time.h"
+#include "daemon/log.h"
+#include "protocol/encoding.h"
+
+namespace backpack {
+
+using nlohmann::json;
+using storage::Family;
+
+std::string_view BadgeStateName(BadgeState state) {
+  switch (state) {
+    case BadgeState::kPending:
+      return "pending";
+    case BadgeState::kAccepted:
+      return "accepted";
+    case BadgeState::kRejected:
+      return "rejected";
+  }
+  return "accepted";
+}
+
+std::string_view BadgeStatusName(BadgeStatus status) {
+  switch (status) {
+    case BadgeStatus::kValid:
+      return "valid";
+    case BadgeStatus::kRevoked:
+      return "revoked";
+    case BadgeStatus::kExpired:
+      return "expired";
+    case BadgeStatus::kInvalid:
+      return "invalid";
+    case BadgeStatus::kUnverifiable:
+      return "unverifiable";
+  }
+  return "invalid";
+}
+
+std::optional<BadgeState> ParseBadgeState(std::string_view name) {
+  for (BadgeState s : {BadgeState::kPending, BadgeState::kAccepted, BadgeState::kRejected}) {
+    if (BadgeStateName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::optional<BadgeStatus> ParseBadgeStatus(std::string_view name) {
+  for (BadgeStatus s : {BadgeStatus::kValid, BadgeStatus::kRevoked, BadgeStatus::kExpired, BadgeStatus::kInvalid,
+                        BadgeStatus::kUnverifiable}) {
+    if (BadgeStatusName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+// ---- Keys (docs/storage.md) --------------------------------------------------
+
+std::string RecordKey(std::string_view account, std::string_view badge) {
+  return fmt::format("{}/{}", account, badge);
+}
+std::string BlobPrefix(std::string_view account, std::string_view badge) {
+  return fmt::format("{}/{}/", account, badge);
+}
+std::string AssertionBlobKey(std::string_view account, std::string_view badge) {
+  return BlobPrefix(account, badge) + "a";
+}
+std::string ImageBlobKey(std::string_view account, std::string_view badge) {
+  return BlobPrefix(account, badge) + "i";
+}
+std::string DocumentBlobKey(std::string_view account, std::string_view badge, std::string_view url) {
+  return BlobPrefix(account, badge) + "d/" + std::string(url);
+}
+std::string IdentityKey(std::string_view account, std::string_view identity) {
+  return fmt::format("{}/{}", account, protocol::Sha256Hex(identity));
+}
+// The badge count lives beside the identity keys; '#' sorts before '/', so
+// it never shows in a scan of "account/".
+std::string CountKey(std::string_view account) { return fmt::format("{}#count", account); }
+std::string QueueKey(int64_t due, std::string_view account, std::string_view badge) {
+  return fmt::format("{:016d}/{}/{}", std::max<int64_t>(due, 0), account, badge);
+}
+
+// A stored document: "<status>\n<final url>\n<body>".
+std::string EncodeDocument(const protocol::FetchedDocument& doc) {
+  return fmt::format("{}\n{}\n", doc.status, doc.final_url) + doc.body;
+}
+std::optional<protocol::FetchedDocument> DecodeDocument(std::string_view value) {
+  const size_t a = value.find('\n');
+  if (a == std::string_view::npos) return std::nullopt;
+  const size_t b = value.find('\n', a + 1);
+  if (b == std::string_view::npos) return std::nullopt;
+  protocol::FetchedDocument doc;
+  const std::string_view status = value.substr(0, a);
+  if (std::from_chars(status.data(), status.data() + status.size(), doc.status).ec != std::errc()) return std::nullopt;
+  doc.final_url = std::string(value.substr(a + 1, b - a - 1));
+  doc.body = std::string(value.substr(b + 1));
+  return doc;
+}
+
+// ---- The normalised badge (docs/api.md) --------------------------------------
+
+json NonEmpty(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json Time(const std::optional<int64_t>& t) { return t ? json(FormatRfc3339(*t)) : json(nullptr); }
+
+std::string RenderBadge(const protocol::Badge& b) {
+  const protocol::BadgeClass& c = b.badge_class;
+  const protocol::Issuer& i = b.issuer;
+  json evidence = json::array();
+  for (const auto& e : b.evidence) {
+    evidence.push_back({{"id", NonEmpty(e.id)}, {"name", NonEmpty(e.name)}, {"description", NonEmpty(e.description)},
+                        {"narrative", NonEmpty(e.narrative)}});
+  }
+  json alignment = json::array();
+  for (const auto& a : c.alignment) {
+    alignment.push_back({{"target_name", NonEmpty(a.target_name)}, {"target_url", NonEmpty(a.target_url)},
+                         {"target_description", NonEmpty(a.target_description)},
+                         {"target_framework", NonEmpty(a.target_framework)}, {"target_code", NonEmpty(a.target_code)}});
+  }
+  json extensions = json::array();
+  for (const auto* kept : {&b.kept, &c.kept, &i.kept}) {
+    for (const auto& name : kept->extensions) extensions.push_back(name);
+  }
+  json out = {
+      {"spec_version", std::string(protocol::SpecVersionName(b.spec_version))},
+      {"id", NonEmpty(b.id)},
+      {"name", c.name},
+      {"description", c.description},
+      {"image", NonEmpty(b.image.empty() ? c.image : b.image)},
+      {"criteria", {{"url", NonEmpty(c.criteria.url)}, {"narrative", NonEmpty(c.criteria.narrative)}}},
+      {"badge_class", {{"id", NonEmpty(c.id)}, {"image", NonEmpty(c.image)}, {"version", NonEmpty(c.version)}}},
+      {"issuer",
+       {{"id", NonEmpty(i.id.empty() ? c.issuer_id : i.id)},
+        {"name", i.name.empty() ? json(i.org.empty() ? nullptr : json(i.org)) : json(i.name)},
+        {"url", NonEmpty(i.url)},
+        {"email", NonEmpty(i.email)},
+        {"image", NonEmpty(i.image)},
+        {"description", NonEmpty(i.description)}}},
+      {"recipient",
+       {{"type", std::string(protocol::IdentityTypeName(b.recipient.type))},
+        {"hashed", b.recipient.hashed},
+        {"identity", b.recipient.identity}}},
+      {"issued_on", Time(b.issued_on)},
+      {"expires", Time(b.expires)},
+      {"narrative", NonEmpty(b.narrative)},
+      {"evidence", evidence},
+      {"alignment", alignment},
+      {"tags", c.tags},
+      {"endorsements", b.endorsements.size()},
+      {"related", b.related},
+      {"language", NonEmpty(b.language.empty() ? c.language : b.language)},
+      {"verification",
+       {{"type", b.verification.type == protocol::VerificationType::kSigned   ? "signed"
+                 : b.verification.type == protocol::VerificationType::kHosted ? "hosted"
+                                                                              : "unknown"},
+        {"url", NonEmpty(b.verification.url)}}},
+      {"extensions", extensions},
+  };
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// What makes two imports the same badge. The issuer is part of it so that
+// one issuer cannot shadow another's badge by reusing its id.
+std::string BadgeIdentity(const VerifyOutcome& v) {
+  const protocol::Badge& b = v.result.badge;
+  const std::string issuer = b.issuer.id.empty() ? b.badge_class.issuer_id : b.issuer.id;
+  if (!b.id.empty()) return "id\n" + issuer + "\n" + b.id;
+  if (!b.verification.url.empty() && b.verification.type == protocol::VerificationType::kHosted) {
+    return "hosted\n" + b.verification.url;
+  }
+  if (!v.source_url.empty()) return "hosted\n" + v.source_url;
+  if (!b.uid.empty()) return "uid\n" + issuer + "\n" + b.issuer.origin + "\n" + b.uid;
+  return "sha256\n" + protocol::Sha256Hex(v.assertion);
+}
+
+// ---- Records -------------------------------------------------------------------
+
+// The record's scalar members, then the badge and report JSON spliced in
+// verbatim (they are JSON already; parsing them again costs more than
+// everything else here).
+std::string EncodeRecord(const BadgeRecord& r) {
+  json j = {
+      {"id", r.id},
+      {"account", r.account},
+      {"state", std::string(BadgeStateName(r.state))},
+      {"status", std::string(BadgeStatusName(r.status))},
+      {"status_since", r.status_since},
+      {"imported_at", r.imported_at},
+      {"checked_at", r.checked_at},
+      {"next_check_at", r.next_check_at},
+      {"failures", r.failures},
+      {"spec_version", r.spec_version},
+      {"input_kind", r.input_kind},
+      {"assertion_form", r.assertion_form},
+      {"source_url", r.source_url},
+      {"image_format", r.image_format},
+      {"recipient", r.recipient},
+      {"identity", r.identity},
+      {"documents", r.document_urls},
+  };
+  std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.pop_back();  // '}'
+  out += ",\"badge\":";
+  out += r.badge_json.empty() ? "{}" : r.badge_json;
+  out += ",\"report\":";
+  out += r.report_json.empty() ? "{}" : r.report_json;
+  out += '}';
+  return out;
+}
+
+Result<BadgeRecord> DecodeRecord(std::string_view value) {
+  const json j = json::parse(value, nullptr, false);
+  if (!j.is_object()) return DataLoss("badge record is not JSON");
+  try {
+    BadgeRecord r;
+    r.id = j.at("id").get<std::string>();
+    r.account = j.at("account").get<std::string>();
+    r.state = ParseBadgeState(j.at("state").get<std::string>()).value_or(BadgeState::kAccepted);
+    r.status = ParseBadgeStatus(j.at("status").get<std::string>()).value_or(BadgeStatus::kInvalid);
+    r.status_since = j.value("status_since", int64_t{0});
+    r.imported_at = j.value("imported_at", int64_t{0});
+    r.checked_at = j.value("checked_at", int64_t{0});
+    r.next_check_at = j.value("next_check_at", int64_t{0});
+    r.failures = j.value("failures", 0);
+    r.spec_version = j.value("spec_version", "");
+    r.input_kind = j.value("input_kind", "");
+    r.assertion_form = j.value("assertion_form", "json");
+    r.source_url = j.value("source_url", "");
+    r.image_format = j.value("image_format", "");
+    r.recipient = j.value("recipient", "");
+    r.identity = j.value("identity", "");
+    r.badge_json = j.contains("badge") ? j["badge"].dump() : "{}";
+    r.report_json = j.contains("report") ? j["report"].dump() : "{}";
+    if (j.contains("documents")) r.document_urls = j["documents"].get<std::vector<std::string>>();
+    return r;
+  } catch (const json::exception& e) {
+    return DataLoss(fmt::format("badge record is malformed: {}", e.what()));
+  }
+}
+
+// The verdict of one verification.
+BadgeStatus StatusOf(const VerifyOutcome& v) {
+  const protocol::VerificationReport& report = v.result.report;
+  if (report.valid()) return BadgeStatus::kValid;
+  if (report.HasError(protocol::check::kRevoked)) return BadgeStatus::kRevoked;
+  if (report.HasError(protocol::check::kExpired)) return BadgeStatus::kExpired;
+  if (v.transient_failure) return BadgeStatus::kUnverifiable;
+  return BadgeStatus::kInvalid;
+}
+
+InputKind KindOfStored(const BadgeRecord& r) {
+  return r.assertion_form == "jws" ? InputKind::kJws : InputKind::kAssertion;
+}
+
+}  // namespace
+
+struct BadgeService::Impl {
+  Impl(storage::Store& s, storage::KeyLocks& l, AccountService& a, const BadgeVerifier& v,
+       const config::BadgesConfig& c, UnixClock clk, RandomSource rnd)
+      : store(s), locks(l), accounts(a), verifier(v), config(c), clock(std::move(clk)), random(std::move(rnd)) {}
+
+  storage::Store& store;
+  storage::KeyLocks& locks;
+  AccountService& accounts;
+  const BadgeVerifier& verifier;
+  config::BadgesConfig config;
+  UnixClock clock;
+  RandomSource random;
+  std::mutex jitter_mu;
+  std::minstd_rand jitter{std::random_device{}()};
+
+  Result<std::vector<std::string>> VerifiedEmails(const std::string& account) {
+    auto view = accounts.GetAccount(account);
+    if (!view.ok()) return view.status();
+    std::vector<std::string> out;
+    for (const auto& e : view->emails) {
+      if (e.verified) out.push_back(e.address);
+    }
+    return out;
+  }
+
+  // Badge ids sort newest first: the inverted import time in microseconds,
+  // then random bits so two imports in one microsecond differ.
+  std::string NewBadgeId(int64_t now_seconds) {
+    static std::atomic<uint64_t> last{0};
+    uint64_t micros = static_cast<uint64_t>(now_seconds) * 1000000u;
+    uint64_t prev = last.load();
+    // Strictly increasing within the process, so ids keep import order.
+    while (true) {
+      const uint64_t next = std::max(micros, prev + 1);
+      if (last.compare_exchange_weak(prev, next)) {
+        micros = next;
+        break;
+      }
+    }
+    return fmt::format("{:016x}{}", ~micros, protocol::HexEncode(random(4)));
+  }
+
+  int64_t Jitter(int64_t seconds) {
+    if (seconds <= 10) return seconds;
+    std::lock_guard<std::mutex> lock(jitter_mu);
+    std::uniform_int_distribution<int64_t> d(0, seconds / 10);
+    return seconds + d(jitter);
+  }
+
+  // When to check again after a verification with status `status`.
+  int64_t NextCheck(BadgeStatus status, int failures, const protocol::Badge& badge, int64_t now) {
+    const int64_t interval = int64_t{config.reverify_interval_hours} * 3600;
+    switch (status) {
+      case BadgeStatus::kRevoked:
+      case BadgeStatus::kExpired:
+        return 0;
+      case BadgeStatus::kUnverifiable: {
+        int64_t wait = config.retry_min_seconds;
+        for (int i = 1; i < failures && wait < config.retry_max_seconds; ++i) wait *= 2;
+        return now + std::min<int64_t>(Jitter(wait), config.retry_max_seconds);
+      }
+      case BadgeStatus::kValid:
+      case BadgeStatus::kInvalid: {
+        int64_t next = now + Jitter(interval);
+        // Notice expiry when it happens, not up to an interval later.
+        if (badge.expires && *badge.expires >= now && *badge.expires + 1 < next) next = *badge.expires + 1;
+        return next;
+      }
+    }
+    return now + interval;
+  }
+
+  // Applies a verification to a record (status, report, schedule).
+  void Apply(BadgeRecord& r, const VerifyOutcome& v, int64_t now) {
+    const BadgeStatus status = StatusOf(v);
+    if (status != r.status || r.status_since == 0) r.status_since = now;
+    r.status = status;
+    r.failures = status == BadgeStatus::kUnverifiable ? r.failures + 1 : 0;
+    r.checked_at = now;
+    r.report_json = v.result.report.ToJson();
+    // The normalised badge follows the issuer's current documents, unless
+    // they could not be read this time.
+    if (status == BadgeStatus::kValid) r.badge_json = RenderBadge(v.result.badge);
+    r.next_check_at = NextCheck(status, r.failures, v.result.badge, now);
+  }
+
+  // Puts the fetched documents that answered; removes the ones no longer used.
+  void PutDocuments(storage::WriteBatch& batch, BadgeRecord& r, const VerifyOutcome& v, bool replace) {
+    std::vector<std::string> urls;
+    for (const auto& [url, doc] : v.documents) {
+      const bool fallback = std::find(v.fallback_urls.begin(), v.fallback_urls.end(), url) != v.fallback_urls.end();
+      if (doc.status < 200 || doc.status >= 300) {
+        if (doc.status != 410) continue;
+      }
+      if (fallback && replace) continue;  // keep what we had rather than a copy of it
+      batch.Put(Family::kBadgeBlobs, DocumentBlobKey(r.account, r.id, url), EncodeDocument(doc));
+      urls.push_back(url);
+    }
+    if (replace) {
+      for (const std::string& old : r.document_urls) {
+        if (std::find(urls.begin(), urls.end(), old) == urls.end() && !v.documents.contains(old)) {
+          batch.Delete(Family::kBadgeBlobs, DocumentBlobKey(r.account, r.id, old));
+        } else if (std::find(urls.begin(), urls.end(), old) == urls.end()) {
+          urls.push_back(old);  // fetched but failed this time: keep the last good copy
+        }
+      }
+    }
+    std::sort(urls.begin(), urls.end());
+    urls.erase(std::unique(urls.begin(), urls.end()), urls.end());
+    r.document_urls = std::move(urls);
+  }
+
+  Result<std::optional<BadgeRecord>> Load(const std::string& account, std::string_view badge) {
+    auto value = store.Get(Family::kBadges, RecordKey(account, badge));
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) return std::optional<BadgeRecord>();
+    auto record = DecodeRecord(**value);
+    if (!record.ok()) return record.status();
+    return std::optional<BadgeRecord>(std::move(*record));
+  }
+
+  Result<BadgeRecord> LoadExisting(const std::string& account, std::string_view badge) {
+    auto r = Load(account, badge);
+    if (!r.ok()) return r.status();
+    if (!r->has_value()) return NotFound("no such badge");
+    return std::move(**r);
+  }
+
+  Result<int64_t> Count(const std::string& account) {
+    auto value = store.Get(Family::kBadgeKeys, CountKey(account));
+    if (!value.ok()) return value.status();
+    if (!value->has_value()) return int64_t{0};
+    int64_t n = 0;
+    const std::string& s = **value;
+    if (std::from_chars(s.data(), s.data() + s.size(), n).ec != std::errc()) return DataLoss("badge count is corrupt");
+    return n;
+  }
+
+  // Re-verifies a stored record and writes the outcome. `force`: revalidate
+  // every document with its server.
+  Result<BadgeRecord> RecheckRecord(const BadgeRecord& stored, bool force) {
+    auto original = store.Get(Family::kBadgeBlobs, AssertionBlobKey(stored.account, stored.id));
+    if (!original.ok()) return original.status();
+    if (!original->has_value()) return DataLoss("badge bytes are missing");
+    VerifyRequest request;
+    request.kind = KindOfStored(stored);
+    request.data = std::move(**original);
+    request.source_url = stored.source_url;
+    request.now = clock();
+    request.freshness = force ? FetchFreshness::kRevalidate : FetchFreshness::kReuseFresh;
+    auto emails = VerifiedEmails(stored.account);
+    if (!emails.ok()) return emails.status();
+    request.verified_emails = std::move(*emails);
+    // The address it was awarded to stays good for it even if the earner
+    // later removed that address from the account.
+    if (!stored.recipient.empty()) request.verified_emails.push_back(stored.recipient);
+    const VerifyOutcome outcome = verifier.Verify(request);
+
+    const std::string key = RecordKey(stored.account, stored.id);
+    auto guard = locks.Lock({key});
+    auto current = Load(stored.account, stored.id);
+    if (!current.ok()) return current.status();
+    if (!current->has_value()) return NotFound("the badge was deleted");
+    BadgeRecord r = std::move(**current);
+    const int64_t old_due = r.next_check_at;
+    Apply(r, outcome, request.now);
+    storage::WriteBatch batch;
+    PutDocuments(batch, r, outcome, /*replace=*/true);
+    if (old_due != 0) batch.Delete(Family::kRecheckQueue, QueueKey(old_due, r.account, r.id));
+    if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, r.account, r.id), "");
+    batch.Put(Family::kBadges, key, EncodeRecord(r));
+    BP_RETURN_IF_ERROR(store.Write(batch));
+    return r;
+  }
+
+  Status DeleteLocked(const BadgeRecord& r, storage::WriteBatch& batch) {
+    batch.Delete(Family::kBadges, RecordKey(r.account, r.id));
+    batch.Delete(Family::kBadgeKeys, IdentityKey(r.account, r.identity));
+    if (r.next_check_at != 0) batch.Delete(Family::kRecheckQueue, QueueKey(r.next_check_at, r.account, r.id));
+    std::vector<std::string> blobs;
+    BP_RETURN_IF_ERROR(store.Scan(Family::kBadgeBlobs, BlobPrefix(r.account, r.id),
+                                  [&](std::string_view k, std::string_view) {
+                                    blobs.emplace_back(k);
+                                    return true;
+                                  }));
+    for (const auto& k : blobs) batch.Delete(Family::kBadgeBlobs, k);
+    return Status::Ok();
+  }
+};
+
+BadgeService::BadgeService(storage::Store& store, storage::KeyLocks& locks, AccountService& accounts,
+                           const BadgeVerifier& verifier, const config::BadgesConfig& config, UnixClock clock,
+                           RandomSource random)
+    : impl_(std::make_unique<Impl>(store, locks, accounts, verifier, config, std::move(clock), std::move(random))) {}
+
+BadgeService::~BadgeService() = default;
+
+Result<ImportResult> BadgeService::Import(const std::string& account_id, const VerifyRequest& input,
+                                          const ImportOptions& options) {
+  Impl& d = *impl_;
+  auto emails = d.VerifiedEmails(account_id);
+  if (!emails.ok()) return emails.status();
+  VerifyRequest request = input;
+  request.now = d.clock();
+  request.verified_emails = std::move(*emails);
+  request.check_recipient = true;
+  request.fallback_documents = options.fallback_documents;
+  const VerifyOutcome outcome = d.verifier.Verify(request);
+
+  ImportResult result;
+  result.report_json = outcome.result.report.ToJson();
+  // A badge is stored only once verified now, live: a fallback copy of a
+  // document is not proof.
+  const bool from_fallback = !outcome.fallback_urls.empty();
+  if (!outcome.valid() || (from_fallback && !options.accept_fallback)) {
+    result.outcome = ImportResult::Outcome::kRefused;
+    return result;
+  }
+
+  BadgeRecord r;
+  r.account = account_id;
+  r.identity = BadgeIdentity(outcome);
+  const std::string identity_key = IdentityKey(account_id, r.identity);
+  const std::string count_key = CountKey(account_id);
+  // The identity key is locked (one writer per badge); the count is not:
+  // the check below may let the imports in flight at that moment pass the
+  // limit together, and their additions to the count are never lost.
+  auto guard = d.locks.Lock({identity_key});
+  auto existing = d.store.Get(Family::kBadgeKeys, identity_key);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    auto record = d.LoadExisting(account_id, **existing);
+    if (!record.ok()) return record.status();
+    result.outcome = ImportResult::Outcome::kExisting;
+    result.record = std::move(*record);
+    return result;
+  }
+  auto count = d.Count(account_id);
+  if (!count.ok()) return count.status();
+  if (*count >= d.config.max_per_account) {
+    return ResourceExhausted(fmt::format("the account holds the most badges allowed ({})", d.config.max_per_account));
+  }
+
+  const int64_t now = request.now;
+  r.id = d.NewBadgeId(now);
+  r.state = options.state;
+  r.imported_at = now;
+  r.spec_version = std::string(protocol::SpecVersionName(outcome.result.badge.spec_version));
+  r.input_kind = std::string(InputKindName(input.kind));
+  r.assertion_form = outcome.assertion_form == protocol::PayloadForm::kJws ? "jws" : "json";
+  r.source_url = outcome.source_url;
+  if (outcome.image_format) r.image_format = std::string(protocol::ImageFormatName(*outcome.image_format));
+  r.recipient = outcome.result.matched_email;
+  r.badge_json = RenderBadge(outcome.result.badge);
+  d.Apply(r, outcome, now);
+  if (from_fallback) {
+    // Verified against kept copies only: say so, and try live again soon.
+    r.status = BadgeStatus::kUnverifiable;
+    r.failures = 1;
+    r.next_check_at = d.NextCheck(r.status, r.failures, outcome.result.badge, now);
+  }
+
+  storage::WriteBatch batch;
+  batch.Put(Family::kBadgeBlobs, AssertionBlobKey(account_id, r.id), outcome.assertion);
+  if (input.kind == InputKind::kImage) batch.Put(Family::kBadgeBlobs, ImageBlobKey(account_id, r.id), input.data);
+  d.PutDocuments(batch, r, outcome, /*replace=*/false);
+  batch.Put(Family::kBadges, RecordKey(account_id, r.id), EncodeRecord(r));
+  batch.Put(Family::kBadgeKeys, identity_key, r.id);
+  batch.Add(Family::kBadgeKeys, count_key, 1);
+  if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id), "");
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  result.outcome = ImportResult::Outcome::kCreated;
+  result.record = std::move(r);
+  return result;
+}
+
+Result<BadgePage> BadgeService::List(const std::string& account_id, std::optional<BadgeState> state, size_t limit,
+                                     std::string_view cursor) {
+  Impl& d = *impl_;
+  limit = std::clamp<size_t>(limit, 1, 1000);
+  const std::string prefix = account_id + "/";
+  std::string start = prefix;
+  if (!cursor.empty()) {
+    if (cursor.find('/') != std::string_view::npos) return InvalidArgument("cursor is malformed");
+    start = prefix + std::string(cursor) + std::string(1, '\0');
+  }
+  BadgePage page;
+  Status decode_error;
+  bool more = false;
+  BP_RETURN_IF_ERROR(d.store.ScanFrom(Family::kBadges, prefix, start, [&](std::string_view, std::string_view value) {
+    auto r = DecodeRecord(value);
+    if (!r.ok()) {
+      decode_error = r.status();
+      return false;
+    }
+    if (state && r->state != *state) return true;
+    if (page.badges.size() == limit) {
+      more = true;
+      return false;
+    }
+    page.badges.push_back(std::move(*r));
+    return true;
+  }));
+  BP_RETURN_IF_ERROR(decode_error);
+  if (more) page.next_cursor = page.badges.back().id;
+  return page;
+}
+
+Result<BadgeRecord> BadgeService::Get(const std::string& account_id, std::string_view badge_id) {
+  if (badge_id.empty() || badge_id.find('/') != std::string_view::npos) return NotFound("no such badge");
+  return impl_->LoadExisting(account_id, badge_id);
+}
+
+Result<BadgeOriginal> BadgeService::GetOriginal(const std::string& account_id, std::string_view badge_id) {
+  Impl& d = *impl_;
+  auto record = Get(account_id, badge_id);
+  if (!record.ok()) return record.status();
+  BadgeOriginal out;
+  Status error;
+  const std::string prefix = BlobPrefix(account_id, badge_id);
+  BP_RETURN_IF_ERROR(d.store.Scan(Family::kBadgeBlobs, prefix, [&](std::string_view key, std::string_view value) {
+    const std::string_view part = key.substr(prefix.size());
+    if (part == "a") {
+      out.assertion = std::string(value);
+    } else if (part == "i") {
+      out.image = std::string(value);
+    } else if (part.starts_with("d/")) {
+      auto doc = DecodeDocument(value);
+      if (!doc) {
+        error = DataLoss("a stored document is corrupt");
+        return false;
+      }
+      out.documents.emplace(std::string(part.substr(2)), std::move(*doc));
+    }
+    return true;
+  }));
+  BP_RETURN_IF_ERROR(error);
+  if (out.assertion.empty()) return DataLoss("badge bytes are missing");
+  return out;
+}
+
+Result<BadgeRecord> BadgeService::SetState(const std::string& account_id, std::string_view badge_id, BadgeState state) {
+  Impl& d = *impl_;
+  const std::string key = RecordKey(account_id, badge_id);
+  auto guard = d.locks.Lock({key});
+  auto record = Get(account_id, badge_id);
+  if (!record.ok()) return record.status();
+  if (record->state == state) return record;
+  record->state = state;
+  storage::WriteBatch batch;
+  batch.Put(Family::kBadges, key, EncodeRecord(*record));
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  return record;
+}
+
+Status BadgeService::Delete(const std::string& account_id, std::string_view badge_id) {
+  Impl& d = *impl_;
+  auto record = Get(account_id, badge_id);
+  if (!record.ok()) return record.status();
+  const std::string key = RecordKey(account_id, badge_id);
+  auto guard = d.locks.Lock({key, IdentityKey(account_id, record->identity)});
+  auto current = d.LoadExisting(account_id, badge_id);  // again, under the lock
+  if (!current.ok()) return current.status();
+  storage::WriteBatch batch;
+  BP_RETURN_IF_ERROR(d.DeleteLocked(*current, batch));
+  batch.Add(Family::kBadgeKeys, CountKey(account_id), -1);
+  return d.store.Write(batch);
+}
+
+namespace {
+
+// The bytes of a data: URI with base64 content, or nullopt.
+std::optional<std::string> DataUriBytes(std::string_view uri) {
+  if (!uri.starts_with("data:")) return std::nullopt;
+  const size_t comma = uri.find(',');
+  if (comma == std::string_view::npos || !uri.substr(0, comma).ends_with(";base64")) return std::nullopt;
+  std::string text;
+  for (char c : uri.substr(comma + 1)) {
+    if (c == '+') text += '-';
+    else if (c == '/') text += '_';
+    else if (c == '=' || c == ' ' || c == '\n' || c == '\r') continue;
+    else text += c;
+  }
+  return protocol::Base64UrlDecode(text);
+}
+
+}  // namespace
+
+Result<BadgeService::BakedImage> BadgeService::Baked(const std::string& account_id, std::string_view badge_id) {
+  Impl& d = *impl_;
+  auto record = Get(account_id, badge_id);
+  if (!record.ok()) return record.status();
+  auto original = GetOriginal(account_id, badge_id);
+  if (!original.ok()) return original.status();
+  std::string image = original->image;
+  if (image.empty()) {
+    const json badge = json::parse(record->badge_json, nullptr, false);
+    std::string url;
+    if (badge.is_object() && badge.contains("image") && badge["image"].is_string()) url = badge["image"];
+    if (url.empty()) return FailedPrecondition("the badge has no image to bake into");
+    if (auto bytes = DataUriBytes(url)) {
+      image = std::move(*bytes);
+    } else if (url.starts_with("https://") || url.starts_with("http://")) {
+      auto fetched = d.verifier.fetch()(url, FetchFreshness::kReuseFresh);
+      if (!fetched.ok()) {
+        return FailedPrecondition(fmt::format("the badge image could not be fetched: {}", fetched.status().message()));
+      }
+      image = std::move(fetched->body);
+    } else {
+      return FailedPrecondition("the badge image is neither a URL nor a base64 data: URI");
+    }
+  }
+  auto format = protocol::DetectImageFormat(image);
+  if (!format.ok()) return FailedPrecondition("the badge image is neither PNG nor SVG");
+  protocol::BakedPayload payload;
+  payload.kind = protocol::BadgeKind::kAssertion;
+  payload.form = record->assertion_form == "jws" ? protocol::PayloadForm::kJws : protocol::PayloadForm::kJson;
+  payload.data = original->assertion;
+  // A hosted assertion keeps its address in an SVG's verify attribute.
+  if (payload.form == protocol::PayloadForm::kJson && !record->source_url.empty()) {
+    payload.verify_url = record->source_url;
+  }
+  auto baked = protocol::BakeBadge(image, payload);
+  if (!baked.ok()) return FailedPrecondition(fmt::format("cannot bake the badge: {}", baked.status().message()));
+  return BakedImage{std::move(*baked), *format == protocol::ImageFormat::kPng ? "image/png" : "image/svg+xml"};
+}
+
+Result<BadgeRecord> BadgeService::Recheck(const std::string& account_id, std::string_view badge_id) {
+  auto record = Get(account_id, badge_id);
+  if (!record.ok()) return record.status();
+  return impl_->RecheckRecord(*record, /*force=*/true);
+}
+
+Result<size_t> BadgeService::RecheckDue(size_t limit) {
+  Impl& d = *impl_;
+  const std::string now_key = QueueKey(d.clock() + 1, "", "");
+  std::vector<std::pair<std::string, std::string>> due;  // account, badge
+  Status parse_error;
+  BP_RETURN_IF_ERROR(d.store.Scan(
+      Family::kRecheckQueue, "",
+      [&](std::string_view key, std::string_view) {
+        if (key >= now_key) return false;
+        const std::string_view rest = key.substr(17);
+        const size_t slash = rest.find('/');
+        if (key.size() < 18 || slash == std::string_view::npos) {
+          parse_error = DataLoss("re-check queue key is malformed");
+          return false;
+        }
+        due.emplace_back(std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1)));
+        return true;
+      },
+      limit));
+  BP_RETURN_IF_ERROR(parse_error);
+  size_t done = 0;
+  for (const auto& [account, badge] : due) {
+    auto record = d.Load(account, badge);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) continue;
+    auto checked = d.RecheckRecord(**record, /*force=*/false);
+    if (!checked.ok()) {
+      log::Warn("badges", "re-check failed", {{"error", checked.status().ToString()}});
+      continue;
+    }
+    ++done;
+  }
+  return done;
+}
+
+Result<std::optional<int64_t>> BadgeService::NextDue() {
+  std::optional<int64_t> due;
+  BP_RETURN_IF_ERROR(impl_->store.Scan(
+      Family::kRecheckQueue, "",
+      [&](std::string_view key, std::string_view) {
+        int64_t t = 0;
+        if (key.size() >= 16 && std::from_chars(key.data(), key.data() + 16, t).ec == std::errc()) due = t;
+        return false;
+      },
+      1));
+  return due;
+}
+
+Status BadgeService::DeleteAll(const std::string& account_id) {
+  Impl& d = *impl_;
+  for (;;) {
+    auto page = List(account_id, std::nullopt, 200, "");
+    if (!page.ok()) return page.status();
+    if (page->badges.empty()) break;
+    for (const BadgeRecord& r : page->badges) {
+      Status s = Delete(account_id, r.id);
+      if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+    }
+  }
+  storage::WriteBatch batch;
+  batch.Delete(Family::kBadgeKeys, CountKey(account_id));
+  return d.store.Write(batch);
+}
+
+}  // namespace backpack

@@ -1,5 +1,5 @@
 // The badges an account holds: import, listing, re-verification, deletion,
-// and the whole-account export bundle. Storage layout in docs/storage.md;
+// and the whole-account export bundle. Storage layout in docs/architecture.md ("Storage layout");
 // wire format in docs/api.md.
 //
 // Rules (the badge API's contract):
@@ -87,6 +87,10 @@ struct ImportOptions {
   BadgeState state = BadgeState::kAccepted;
   // Used when a fetch fails transiently (an export bundle's documents).
   protocol::FetchedDocuments fallback_documents;
+  // Store a badge that verified only with fallback documents, with status
+  // unverifiable (restoring an export whose issuer is offline). Otherwise
+  // such a badge is refused: a kept copy is not live proof.
+  bool accept_fallback = false;
 };
 
 struct ImportResult {
@@ -124,6 +128,16 @@ class BadgeService {
   // Removes the badge, its bytes, its duplicate key and its re-check entry.
   // Collections that list it drop it when next read or written.
   Status Delete(const std::string& account_id, std::string_view badge_id);
+  // The badge as an image with the issuer's assertion (JSON or JWS) baked
+  // in: the image it was imported as, else its image (a data: URI, or a URL
+  // fetched through the guarded fetch). kFailedPrecondition when there is
+  // no usable image. `content_type` is image/png or image/svg+xml.
+  struct BakedImage {
+    std::string bytes;
+    std::string content_type;
+  };
+  Result<BakedImage> Baked(const std::string& account_id, std::string_view badge_id);
+
   // Re-verifies now, revalidating every document with its server.
   Result<BadgeRecord> Recheck(const std::string& account_id, std::string_view badge_id);
 

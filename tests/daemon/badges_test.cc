@@ -1,1 +1,341 @@
+// BadgeService against a real RocksDB store, with our own test issuer
+// answering fetches in memory and an injected clock.
+#include "daemon/badges.h"
+
 #include <gtest/gtest.h>
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/accounts.h"
+#include "daemon/mail.h"
+#include "protocol/baking.h"
+#include "tests/support/test_http.h"
+#include "tests/support/test_issuer.h"
+
+namespace backpack {
+namespace {
+
+using nlohmann::json;
+using testing::AwardOptions;
+using testing::TempDir;
+using testing::TestIssuer;
+
+std::string Random(size_t n) {
+  std::string out(n, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
+  return out;
+}
+
+class BadgesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    accounts_config_.scrypt_log2_n = 10;
+    storage::StoreOptions options;
+    options.path = dir_.path() + "/db";
+    auto store = storage::OpenRocksStore(options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    auto mailer = mail::MakeMailer(mail_config_, dir_.path());
+    ASSERT_TRUE(mailer.ok());
+    mailer_ = std::move(*mailer);
+    auto clock = [this] { return now_.load(); };
+    accounts_ = std::make_unique<AccountService>(*store_, locks_, *mailer_, accounts_config_, "http://node.test",
+                                                 clock, Random);
+    verifier_ = std::make_unique<BadgeVerifier>(issuer_.AsFetch());
+    badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_, clock, Random);
+    account_ = NewVerifiedAccount("ann@example.org");
+  }
+
+  std::string NewVerifiedAccount(const std::string& email) {
+    auto a = accounts_->CreateAccount(email, "a good password", "Ann");
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    std::string token;
+    for (const auto& file : testing::ListFiles(dir_.path() + "/outbox")) {
+      const std::string msg = testing::ReadFile(file);
+      std::smatch m;
+      if (msg.find("To: " + email + "\r\n") != std::string::npos &&
+          std::regex_search(msg, m, std::regex("Verification token: ([A-Za-z0-9_-]+)"))) {
+        token = m[1];
+      }
+    }
+    EXPECT_FALSE(token.empty());
+    EXPECT_TRUE(accounts_->VerifyEmail(token, "").ok());
+    return a.ok() ? a->id : std::string();
+  }
+
+  ImportResult MustImport(InputKind kind, const std::string& data, const ImportOptions& options = {}) {
+    VerifyRequest request;
+    request.kind = kind;
+    request.data = data;
+    auto result = badges_->Import(account_, request, options);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result.ok() ? *result : ImportResult{};
+  }
+
+  size_t CountKeys(storage::Family family, const std::string& prefix = "") {
+    size_t n = 0;
+    EXPECT_TRUE(store_->Scan(family, prefix, [&](std::string_view, std::string_view) {
+                        ++n;
+                        return true;
+                      }).ok());
+    return n;
+  }
+
+  TempDir dir_;
+  config::AccountsConfig accounts_config_;
+  config::MailConfig mail_config_;
+  config::BadgesConfig config_;
+  std::unique_ptr<storage::Store> store_;
+  storage::KeyLocks locks_;
+  std::unique_ptr<mail::Mailer> mailer_;
+  std::unique_ptr<AccountService> accounts_;
+  TestIssuer issuer_;
+  std::unique_ptr<BadgeVerifier> verifier_;
+  std::unique_ptr<BadgeService> badges_;
+  std::atomic<int64_t> now_{1'750'000'000};
+  std::string account_;
+};
+
+TEST_F(BadgesTest, ImportKeepsTheIssuersBytesAndTheDocuments) {
+  const std::string url = issuer_.AwardHosted({.email = "ann@example.org"});
+  const ImportResult result = MustImport(InputKind::kUrl, url);
+  ASSERT_EQ(result.outcome, ImportResult::Outcome::kCreated) << result.report_json;
+  EXPECT_EQ(result.record.state, BadgeState::kAccepted);
+  EXPECT_EQ(result.record.status, BadgeStatus::kValid);
+  EXPECT_EQ(result.record.recipient, "ann@example.org");
+  EXPECT_EQ(result.record.source_url, url);
+  EXPECT_EQ(result.record.spec_version, "2.0");
+  const json badge = json::parse(result.record.badge_json);
+  EXPECT_FALSE(badge["name"].get<std::string>().empty());
+  EXPECT_EQ(badge["issuer"]["id"], issuer_.IssuerUrl());
+
+  auto original = badges_->GetOriginal(account_, result.record.id);
+  ASSERT_TRUE(original.ok()) << original.status().ToString();
+  EXPECT_EQ(original->assertion, issuer_.HostedJson(url));
+  ASSERT_TRUE(original->documents.contains(issuer_.IssuerUrl()));
+  ASSERT_TRUE(original->documents.contains(issuer_.BadgeClassUrl()));
+  EXPECT_EQ(original->documents.at(issuer_.BadgeClassUrl()).status, 200);
+  auto fetched = issuer_.Fetch(issuer_.BadgeClassUrl());
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(original->documents.at(issuer_.BadgeClassUrl()).body, fetched->body);
+
+  auto again = badges_->Get(account_, result.record.id);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->report_json, result.record.report_json);
+}
+
+TEST_F(BadgesTest, TheSameBadgeTwiceIsOneRecord) {
+  const std::string url = issuer_.AwardHosted({.email = "ann@example.org"});
+  const ImportResult first = MustImport(InputKind::kUrl, url);
+  ASSERT_EQ(first.outcome, ImportResult::Outcome::kCreated);
+  // The same assertion pasted as JSON, and baked into an image.
+  const ImportResult second = MustImport(InputKind::kAssertion, issuer_.HostedJson(url));
+  EXPECT_EQ(second.outcome, ImportResult::Outcome::kExisting);
+  EXPECT_EQ(second.record.id, first.record.id);
+  const ImportResult third = MustImport(InputKind::kImage, issuer_.BakePng(url));
+  EXPECT_EQ(third.outcome, ImportResult::Outcome::kExisting);
+  EXPECT_EQ(CountKeys(storage::Family::kBadges), 1u);
+}
+
+TEST_F(BadgesTest, ARefusedBadgeLeavesNothingBehind) {
+  const std::string url = issuer_.AwardHosted({.email = "someone-else@example.org"});
+  const ImportResult result = MustImport(InputKind::kUrl, url);
+  EXPECT_EQ(result.outcome, ImportResult::Outcome::kRefused);
+  EXPECT_NE(result.report_json.find("VALIDATE_RECIPIENT"), std::string::npos) << result.report_json;
+  for (storage::Family f : {storage::Family::kBadges, storage::Family::kBadgeBlobs, storage::Family::kBadgeKeys,
+                            storage::Family::kRecheckQueue}) {
+    EXPECT_EQ(CountKeys(f), 0u) << storage::FamilyName(f);
+  }
+}
+
+TEST_F(BadgesTest, ListsNewestFirstInPagesAndByState) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ImportOptions options;
+    options.state = i % 2 == 0 ? BadgeState::kAccepted : BadgeState::kPending;
+    ids.push_back(MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}), options).record.id);
+    now_ += 1;
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = badges_->List(account_, std::nullopt, 2, cursor);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    for (const auto& r : page->badges) seen.push_back(r.id);
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));
+
+  auto pending = badges_->List(account_, BadgeState::kPending, 10, "");
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->badges.size(), 2u);
+  EXPECT_EQ(pending->badges[0].id, ids[3]);
+  EXPECT_EQ(pending->badges[1].id, ids[1]);
+
+  auto accepted = badges_->SetState(account_, ids[1], BadgeState::kAccepted);
+  ASSERT_TRUE(accepted.ok());
+  EXPECT_EQ(badges_->List(account_, BadgeState::kPending, 10, "")->badges.size(), 1u);
+}
+
+TEST_F(BadgesTest, DeleteRemovesTheBadgeAndItsBytes) {
+  const std::string url = issuer_.AwardHosted({.email = "ann@example.org"});
+  const ImportResult result = MustImport(InputKind::kImage, issuer_.BakeSvg(url));
+  ASSERT_EQ(result.outcome, ImportResult::Outcome::kCreated) << result.report_json;
+  EXPECT_EQ(result.record.image_format, "svg");
+  ASSERT_TRUE(badges_->Delete(account_, result.record.id).ok());
+  EXPECT_EQ(badges_->Get(account_, result.record.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(badges_->Delete(account_, result.record.id).code(), StatusCode::kNotFound);
+  EXPECT_EQ(CountKeys(storage::Family::kBadges), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kBadgeBlobs), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kRecheckQueue), 0u);
+  // Importing it again makes a new record.
+  EXPECT_EQ(MustImport(InputKind::kUrl, url).outcome, ImportResult::Outcome::kCreated);
+}
+
+TEST_F(BadgesTest, ReverificationNoticesRevocation) {
+  const std::string url = issuer_.AwardHosted({.email = "ann@example.org"});
+  const std::string jws = issuer_.AwardSigned({.email = "ann@example.org"});
+  const ImportResult hosted = MustImport(InputKind::kUrl, url);
+  const ImportResult signed_badge = MustImport(InputKind::kJws, jws);
+  ASSERT_EQ(hosted.outcome, ImportResult::Outcome::kCreated);
+  ASSERT_EQ(signed_badge.outcome, ImportResult::Outcome::kCreated) << signed_badge.report_json;
+  issuer_.Revoke(url);
+  // The signed assertion's id is in its payload; revoke it by that id.
+  auto jws_record = badges_->Get(account_, signed_badge.record.id);
+  ASSERT_TRUE(jws_record.ok());
+  issuer_.Revoke(json::parse(jws_record->badge_json)["id"].get<std::string>());
+
+  // Nothing is due yet.
+  auto none = badges_->RecheckDue(100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+  now_ += int64_t{config_.reverify_interval_hours} * 3600 * 2;
+  auto done = badges_->RecheckDue(100);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(*done, 2u);
+  for (const std::string& id : {hosted.record.id, signed_badge.record.id}) {
+    auto r = badges_->Get(account_, id);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, BadgeStatus::kRevoked) << r->report_json;
+    EXPECT_EQ(r->status_since, now_.load());
+    EXPECT_EQ(r->next_check_at, 0);  // final until asked
+    EXPECT_NE(r->report_json.find("REVOKED"), std::string::npos);
+  }
+  // Still there, bytes and all.
+  EXPECT_TRUE(badges_->GetOriginal(account_, hosted.record.id).ok());
+  EXPECT_EQ(CountKeys(storage::Family::kRecheckQueue), 0u);
+}
+
+TEST_F(BadgesTest, AnUnreachableIssuerBacksOffAndRecovers) {
+  config_.retry_min_seconds = 60;
+  badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_,
+                                           [this] { return now_.load(); }, Random);
+  const ImportResult result = MustImport(InputKind::kUrl, issuer_.AwardHosted({.email = "ann@example.org"}));
+  ASSERT_EQ(result.outcome, ImportResult::Outcome::kCreated);
+  issuer_.SetDown(true);
+  const int64_t down_since = now_.load();
+  auto first = badges_->Recheck(account_, result.record.id);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->status, BadgeStatus::kUnverifiable) << first->report_json;
+  EXPECT_EQ(first->status_since, down_since);
+  EXPECT_EQ(first->failures, 1);
+  const int64_t wait1 = first->next_check_at - now_.load();
+  EXPECT_GE(wait1, 60);
+  EXPECT_LE(wait1, 66);
+
+  now_ = first->next_check_at;
+  ASSERT_EQ(*badges_->RecheckDue(10), 1u);
+  auto second = badges_->Get(account_, result.record.id);
+  EXPECT_EQ(second->status, BadgeStatus::kUnverifiable);
+  EXPECT_EQ(second->status_since, down_since);  // unverifiable since the first failure
+  EXPECT_EQ(second->failures, 2);
+  const int64_t wait2 = second->next_check_at - now_.load();
+  EXPECT_GE(wait2, 120);
+  EXPECT_LE(wait2, 132);
+
+  issuer_.SetDown(false);
+  now_ = second->next_check_at;
+  ASSERT_EQ(*badges_->RecheckDue(10), 1u);
+  auto third = badges_->Get(account_, result.record.id);
+  EXPECT_EQ(third->status, BadgeStatus::kValid);
+  EXPECT_EQ(third->failures, 0);
+  EXPECT_GE(third->next_check_at - now_.load(), int64_t{config_.reverify_interval_hours} * 3600);
+}
+
+TEST_F(BadgesTest, ExpiryIsNoticedWhenItComes) {
+  const int64_t expires = now_.load() + 3600;
+  const ImportResult result =
+      MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org", .expires = expires}));
+  ASSERT_EQ(result.outcome, ImportResult::Outcome::kCreated) << result.report_json;
+  EXPECT_EQ(result.record.next_check_at, expires + 1);
+  auto due = badges_->NextDue();
+  ASSERT_TRUE(due.ok());
+  EXPECT_EQ(due->value_or(0), expires + 1);
+  now_ = expires + 1;
+  ASSERT_EQ(*badges_->RecheckDue(10), 1u);
+  EXPECT_EQ(badges_->Get(account_, result.record.id)->status, BadgeStatus::kExpired);
+}
+
+TEST_F(BadgesTest, TheAccountLimitHolds) {
+  config_.max_per_account = 2;
+  badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_,
+                                           [this] { return now_.load(); }, Random);
+  MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
+  const ImportResult second = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
+  VerifyRequest third;
+  third.kind = InputKind::kJws;
+  third.data = issuer_.AwardSigned({.email = "ann@example.org"});
+  EXPECT_EQ(badges_->Import(account_, third).status().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE(badges_->Delete(account_, second.record.id).ok());
+  EXPECT_TRUE(badges_->Import(account_, third).ok());
+}
+
+TEST_F(BadgesTest, BakedCarriesTheOriginalAssertion) {
+  const std::string jws = issuer_.AwardSigned({.email = "ann@example.org"});
+  const ImportResult from_png = MustImport(InputKind::kImage, issuer_.BakePng(jws));
+  ASSERT_EQ(from_png.outcome, ImportResult::Outcome::kCreated) << from_png.report_json;
+  auto baked = badges_->Baked(account_, from_png.record.id);
+  ASSERT_TRUE(baked.ok()) << baked.status().ToString();
+  EXPECT_EQ(baked->content_type, "image/png");
+  auto payload = protocol::ExtractBadge(baked->bytes);
+  ASSERT_TRUE(payload.ok());
+  EXPECT_EQ(payload->data, jws);
+  EXPECT_EQ(payload->form, protocol::PayloadForm::kJws);
+
+  // Imported without an image: baked into the badge's own image.
+  const std::string url = issuer_.AwardHosted({.email = "ann@example.org"});
+  const ImportResult from_url = MustImport(InputKind::kUrl, url);
+  auto baked2 = badges_->Baked(account_, from_url.record.id);
+  ASSERT_TRUE(baked2.ok()) << baked2.status().ToString();
+  auto payload2 = protocol::ExtractBadge(baked2->bytes);
+  ASSERT_TRUE(payload2.ok());
+  EXPECT_EQ(payload2->data, issuer_.HostedJson(url));
+}
+
+TEST_F(BadgesTest, ADifferentAccountSeesNothing) {
+  const ImportResult result = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
+  const std::string other = NewVerifiedAccount("bob@example.org");
+  EXPECT_EQ(badges_->Get(other, result.record.id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(badges_->Delete(other, result.record.id).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(badges_->List(other, std::nullopt, 10, "")->badges.empty());
+  EXPECT_TRUE(badges_->Get(account_, result.record.id).ok());
+}
+
+TEST_F(BadgesTest, DeleteAllEmptiesTheAccount) {
+  for (int i = 0; i < 3; ++i) MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
+  ASSERT_TRUE(badges_->DeleteAll(account_).ok());
+  EXPECT_EQ(CountKeys(storage::Family::kBadges), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kBadgeBlobs), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kBadgeKeys), 0u);
+}
+
+}  // namespace
+}  // namespace backpack

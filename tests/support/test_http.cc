@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -193,6 +194,46 @@ std::vector<std::string> ListFiles(const std::string& dir) {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::string MailToken(const std::string& outbox_dir, const std::string& address, const std::string& kind) {
+  std::string token;
+  const std::regex re(kind + " token: ([A-Za-z0-9_-]+)");
+  for (const auto& file : ListFiles(outbox_dir)) {
+    const std::string msg = ReadFile(file);
+    if (msg.find("To: " + address + "\r\n") == std::string::npos) continue;
+    std::smatch m;
+    if (std::regex_search(msg, m, re)) token = m[1];
+  }
+  return token;
+}
+
+std::string SignUpVerified(const NodeProcess& node, const std::string& outbox_dir, const std::string& email,
+                           const std::string& password) {
+  auto body = [](std::initializer_list<std::pair<const char*, std::string>> fields) {
+    std::string out = "{";
+    for (const auto& [k, v] : fields) {
+      if (out.size() > 1) out += ',';
+      out += '"' + std::string(k) + "\":\"" + v + '"';  // test values need no escaping
+    }
+    return out + "}";
+  };
+  if (node.Call({"POST", "/api/v1/accounts", body({{"email", email}, {"password", password}}), "application/json", "", {}})
+          .status != 201) {
+    return {};
+  }
+  const std::string token = MailToken(outbox_dir, email);
+  if (token.empty()) return {};
+  if (node.Call({"POST", "/api/v1/account/emails/verify", body({{"token", token}}), "application/json", "", {}}).status !=
+      200) {
+    return {};
+  }
+  const Reply session =
+      node.Call({"POST", "/api/v1/sessions", body({{"email", email}, {"password", password}}), "application/json", "", {}});
+  if (session.status != 201) return {};
+  const std::regex re("\"token\":\"([^\"]+)\"");
+  std::smatch m;
+  return std::regex_search(session.body, m, re) ? std::string(m[1]) : std::string();
 }
 
 }  // namespace backpack::testing

@@ -82,4 +82,15 @@ int Shell(const std::string& command);
 std::string ReadFile(const std::string& path);
 std::vector<std::string> ListFiles(const std::string& dir);
 
+// The token of the newest message of `kind` ("Verification" or "Reset")
+// sent to `address` among the messages in `outbox_dir`; "" if none.
+std::string MailToken(const std::string& outbox_dir, const std::string& address,
+                      const std::string& kind = "Verification");
+
+// Signs up `email` on `node` (whose outbox is `outbox_dir`), verifies the
+// address with the mailed token and signs in; returns the session token
+// ("" on any failure).
+std::string SignUpVerified(const NodeProcess& node, const std::string& outbox_dir, const std::string& email,
+                           const std::string& password = "correct horse battery");
+
 }  // namespace backpack::testing
