@@ -454,6 +454,24 @@ Result<AccountView> AccountService::GetAccount(const std::string& account_id) {
   return ToView(*rec);
 }
 
+Result<std::optional<std::string>> AccountService::FindVerifiedAccount(std::string_view email) {
+  Impl& d = *impl_;
+  auto address = protocol::CleanEmail(email);
+  if (!address.ok()) return std::optional<std::string>{};
+  const std::string normalized = protocol::NormalizeEmail(*address);
+  auto claim = d.LoadClaim(normalized);
+  if (!claim.ok()) return claim.status();
+  if (!claim->has_value() || !(*claim)->verified) return std::optional<std::string>{};
+  // The claim names the owner; the account record is the authority on
+  // whether the address is still there and verified.
+  auto account = d.ReadAccount((*claim)->account);
+  if (!account.ok()) return account.status();
+  if (!account->has_value()) return std::optional<std::string>{};
+  const EmailRecord* e = (*account)->Find(normalized);
+  if (e == nullptr || !e->verified) return std::optional<std::string>{};
+  return std::optional<std::string>((*account)->id);
+}
+
 Result<bool> AccountService::AddEmail(const std::string& account_id, std::string_view address_in) {
   Impl& d = *impl_;
   auto address = protocol::CleanEmail(address_in);

@@ -78,6 +78,10 @@ class AccountService {
   std::optional<AccountView> CachedAccount(const std::string& account_id);
 
   Result<AccountView> GetAccount(const std::string& account_id);
+  // The id of the account that has verified `email` (compared by
+  // protocol::NormalizeEmail), or nullopt when no account has: an unknown
+  // address, an unverified sign-up claim, or a malformed address.
+  Result<std::optional<std::string>> FindVerifiedAccount(std::string_view email);
   // true when the address was added, false when it was already there
   // unverified (the verification message is sent again).
   Result<bool> AddEmail(const std::string& account_id, std::string_view address);

@@ -7,6 +7,16 @@
 // out when the collection is read, and dropped from the record on its next
 // write. Only accepted badges are shown publicly.
 //
+// Storage: kCollections holds "<account>/<collection id>" -> {id, account,
+// name, description, badges: [ids], public, slug, created_at, updated_at}
+// (Unix seconds); kShareSlugs holds "<slug>" -> "<account>/<collection id>"
+// while the collection is public. Ids and slugs are 16 random bytes in
+// base64url. Every change is one WriteBatch, made under KeyLocks over the
+// account's collections and the collection's key (so the per-account limit
+// holds under concurrent creates). Badges are looked up before those locks
+// are taken, never while holding them: the badge service locks stripes of
+// the same KeyLocks.
+//
 // Every method blocks on storage: call them from the worker pool.
 #pragma once
 
@@ -68,6 +78,9 @@ class CollectionService {
 
   // kNotFound unless the slug names a public collection.
   Result<PublicCollection> GetPublic(std::string_view slug);
+  // The same by owner and collection id (Displayer API); kNotFound unless
+  // the account holds that collection and it is public.
+  Result<PublicCollection> GetPublicById(const std::string& account_id, std::string_view collection_id);
   // The account's public collections (Displayer API); kNotFound for no account.
   Result<std::vector<Collection>> ListPublic(const std::string& account_id);
 

@@ -15,7 +15,8 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev nlohmann-json3-dev librocksdb-dev libfmt-dev libtomlplusplus-dev
 )
-TEST_PACKAGES=(libgtest-dev python3 python3-aiosmtpd openssl)
+# chromium renders share pages headless in tests/integration/share_test.cc.
+TEST_PACKAGES=(libgtest-dev python3 python3-aiosmtpd openssl chromium fonts-dejavu-core)
 BENCH_PACKAGES=(wrk nginx-light curl)
 
 as_root() {
