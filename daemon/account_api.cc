@@ -10,6 +10,7 @@
 #include "daemon/accounts.h"
 #include "daemon/api_util.h"
 #include "daemon/http.h"
+#include "daemon/log.h"
 #include "daemon/rate_limiter.h"
 #include "protocol/email_address.h"
 
@@ -78,7 +79,7 @@ struct Limits {
 }  // namespace
 
 void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
-                           const config::AccountsConfig& config) {
+                           const config::AccountsConfig& config, AccountDeletedHook on_deleted) {
   auto limits = std::make_shared<Limits>(config);
   using http::Exec;
   using http::Context;
@@ -139,11 +140,19 @@ void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
       });
 
   router.Add(bhttp::verb::delete_, "/api/v1/account", Exec::kWorker,
-             authed([&accounts](Context& ctx, const std::string& account) -> Response {
+             authed([&accounts, on_deleted](Context& ctx, const std::string& account) -> Response {
                auto fields = BodyFields(ctx, {"password"});
                if (auto* err = std::get_if<Response>(&fields)) return std::move(*err);
                Status s = accounts.DeleteAccount(account, std::get<Fields>(fields)[0]);
                if (!s.ok()) return Fail(s, ctx);
+               // The account is gone (nobody can reach what it held); a
+               // failure here leaves unreachable records, which the log names.
+               if (on_deleted) {
+                 if (Status h = on_deleted(account); !h.ok()) {
+                   log::Error("accounts", "removing a deleted account's records failed",
+                              {{"account", account}, {"error", h.ToString()}});
+                 }
+               }
                return Response{bhttp::status::no_content, 11};
              }));
 

@@ -3,6 +3,10 @@
 // docs/api.md. Handlers run on the worker pool.
 #pragma once
 
+#include <functional>
+#include <string>
+
+#include "base/status.h"
 #include "config/config.h"
 
 namespace backpack {
@@ -11,7 +15,11 @@ namespace http {
 class Router;
 }
 
+// Called after an account is deleted, to remove what other services hold
+// for it (badges, collections). Runs on the worker that deleted it.
+using AccountDeletedHook = std::function<Status(const std::string& account_id)>;
+
 void RegisterAccountRoutes(http::Router& router, AccountService& accounts,
-                           const config::AccountsConfig& config);
+                           const config::AccountsConfig& config, AccountDeletedHook on_deleted = nullptr);
 
 }  // namespace backpack

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,12 @@
 
 #include "daemon/account_api.h"
 #include "daemon/accounts.h"
+#include "daemon/badge_api.h"
+#include "daemon/badge_verifier.h"
+#include "daemon/badges.h"
+#include "daemon/collection_api.h"
+#include "daemon/collections.h"
+#include "daemon/fetcher.h"
 #include "daemon/http.h"
 #include "daemon/http_server.h"
 #include "daemon/log.h"
@@ -101,6 +108,11 @@ struct Node::Impl {
   Metrics metrics;
   http::Router router;
   std::unique_ptr<AccountService> accounts;
+  std::unique_ptr<Fetcher> fetcher;
+  std::unique_ptr<BadgeVerifier> verifier;
+  std::unique_ptr<BadgeService> badges;
+  std::unique_ptr<CollectionService> collections;
+  net::steady_timer recheck_timer{ioc};
   std::unique_ptr<HttpServer> server;
   std::string public_url;
   std::string node_document;
@@ -110,6 +122,7 @@ struct Node::Impl {
 
   void RegisterNodeRoutes();
   void SchedulePurge(std::chrono::seconds after);
+  void ScheduleRecheck(std::chrono::seconds after);
   void BeginShutdown();
   void PollShutdown();
 };
@@ -155,8 +168,29 @@ Status Node::Start() {
 
   d.accounts = std::make_unique<AccountService>(*d.store, d.locks, *d.mailer, cfg.accounts, d.public_url,
                                                 UnixNow, RandomBytes);
+  d.fetcher = std::make_unique<Fetcher>(cfg.fetch);
+  BP_RETURN_IF_ERROR(d.fetcher->init_status());
+  if (cfg.fetch.allow_private) {
+    log::Warn("node", "fetch.allow_private is on: badge verification may reach private and loopback addresses");
+  }
+  d.verifier = std::make_unique<BadgeVerifier>(
+      [fetcher = d.fetcher.get()](const std::string& url, FetchFreshness freshness) {
+        FetchRequest request;
+        request.url = url;
+        request.reuse_fresh = freshness == FetchFreshness::kReuseFresh;
+        return fetcher->Fetch(request);
+      });
+  d.badges = std::make_unique<BadgeService>(*d.store, d.locks, *d.accounts, *d.verifier, cfg.badges, UnixNow,
+                                            RandomBytes);
+  d.collections = std::make_unique<CollectionService>(*d.store, d.locks, *d.accounts, *d.badges, cfg.badges,
+                                                      UnixNow, RandomBytes);
   d.RegisterNodeRoutes();
-  RegisterAccountRoutes(d.router, *d.accounts, cfg.accounts);
+  RegisterAccountRoutes(d.router, *d.accounts, cfg.accounts, [&d](const std::string& account) {
+    BP_RETURN_IF_ERROR(d.collections->DeleteAll(account));
+    return d.badges->DeleteAll(account);
+  });
+  RegisterBadgeRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges);
+  RegisterCollectionRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges, d.public_url);
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 
@@ -167,6 +201,7 @@ Status Node::Start() {
   });
   d.server->Start();
   d.SchedulePurge(std::chrono::minutes(1));
+  d.ScheduleRecheck(std::chrono::seconds(5));
   for (auto& c : d.contexts) d.io_threads.emplace_back([context = c.get()] { context->run(); });
   log::Info("node", "listening",
             {{"address", bound}, {"url", d.public_url}, {"tls", d.server->tls()},
@@ -184,7 +219,13 @@ void Node::Impl::RegisterNodeRoutes() {
                     {"accounts", "/api/v1/accounts"},
                     {"sessions", "/api/v1/sessions"},
                     {"account", "/api/v1/account"},
-                    {"password_reset", "/api/v1/password-reset"}};
+                    {"password_reset", "/api/v1/password-reset"},
+                    {"badges", "/api/v1/badges"},
+                    {"collections", "/api/v1/collections"},
+                    {"export", "/api/v1/account/export"},
+                    {"import", "/api/v1/account/import"},
+                    {"share", "/share/{slug}"},
+                    {"displayer", "/displayer"}};
   node_document = federation::ToJson(node);
 
   router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {
@@ -226,9 +267,38 @@ void Node::Impl::SchedulePurge(std::chrono::seconds after) {
   });
 }
 
+// Re-verification: wakes when the earliest re-check is due (at most a
+// minute apart, so badges imported meanwhile are seen), re-checks a batch on
+// a worker, and comes back at once while batches are full.
+void Node::Impl::ScheduleRecheck(std::chrono::seconds after) {
+  recheck_timer.expires_after(after);
+  recheck_timer.async_wait([this](const boost::system::error_code& e) {
+    if (e || stopping) return;
+    net::post(workers, [this] {
+      const size_t batch = static_cast<size_t>(config.badges.reverify_batch);
+      auto done = badges->RecheckDue(batch);
+      if (!done.ok()) {
+        log::Warn("badges", "re-verification pass failed", {{"error", done.status().ToString()}});
+      } else if (*done > 0) {
+        log::Info("badges", "re-verified badges", {{"count", *done}});
+      }
+      std::chrono::seconds next = std::chrono::minutes(1);
+      if (done.ok() && *done == batch) {
+        next = std::chrono::seconds(0);
+      } else if (auto due = badges->NextDue(); due.ok() && due->has_value()) {
+        next = std::chrono::seconds(std::clamp<int64_t>(**due - UnixNow(), 1, 60));
+      }
+      net::post(ioc, [this, next] {
+        if (!stopping) ScheduleRecheck(next);
+      });
+    });
+  });
+}
+
 void Node::Impl::BeginShutdown() {
   if (stopping.exchange(true)) return;
   purge_timer.cancel();
+  recheck_timer.cancel();
   shutdown_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
   boost::system::error_code ignored;
   signals.cancel(ignored);
