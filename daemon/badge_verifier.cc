@@ -80,8 +80,9 @@ void RewordError(protocol::VerificationReport& report, std::string_view name, co
 // One call of Verify: the request, what has been fetched, the outcome.
 class Verification {
  public:
-  Verification(const DocumentFetch& fetch, const protocol::ImageLimits& image_limits, const VerifyRequest& request)
-      : fetch_(fetch), image_limits_(image_limits), request_(request) {
+  Verification(const DocumentFetch& fetch, const protocol::ImageLimits& image_limits, const VerifyRequest& request,
+               LruCache<protocol::PublicKey>& keys)
+      : fetch_(fetch), image_limits_(image_limits), request_(request), keys_(keys) {
     base_options_.now = request.now;
     base_options_.verified_emails = request.verified_emails;
     base_options_.check_recipient = request.check_recipient;
@@ -273,7 +274,7 @@ class Verification {
     }
     std::string refusals;
     for (const protocol::SigningKey& key : outcome_.result.signing_keys) {
-      Result<protocol::PublicKey> public_key = protocol::PublicKey::FromPem(key.public_key_pem);
+      Result<protocol::PublicKey> public_key = ParseKey(key.public_key_pem);
       Status verified = public_key.ok() ? protocol::Verify(*jws, *public_key) : public_key.status();
       if (verified.ok()) {
         options.signature_key_url = key.url;
@@ -294,9 +295,17 @@ class Verification {
                 "the signature does not verify with the issuer's key (" + refusals + ")", max_messages);
   }
 
+  Result<protocol::PublicKey> ParseKey(const std::string& pem) {
+    if (std::optional<protocol::PublicKey> cached = keys_.Get(pem)) return *cached;
+    Result<protocol::PublicKey> parsed = protocol::PublicKey::FromPem(pem);
+    if (parsed.ok()) keys_.Put(pem, *parsed);
+    return parsed;
+  }
+
   const DocumentFetch& fetch_;
   const protocol::ImageLimits& image_limits_;
   const VerifyRequest& request_;
+  LruCache<protocol::PublicKey>& keys_;
   protocol::CheckOptions base_options_;
   VerifyOutcome outcome_;
 };
@@ -321,7 +330,7 @@ BadgeVerifier::BadgeVerifier(DocumentFetch fetch, protocol::ImageLimits image_li
     : fetch_(std::move(fetch)), image_limits_(image_limits) {}
 
 VerifyOutcome BadgeVerifier::Verify(const VerifyRequest& request) const {
-  return Verification(fetch_, image_limits_, request).Run();
+  return Verification(fetch_, image_limits_, request, keys_).Run();
 }
 
 }  // namespace backpack

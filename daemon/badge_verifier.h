@@ -31,8 +31,10 @@
 
 #include "base/status.h"
 #include "daemon/fetcher.h"
+#include "daemon/lru_cache.h"
 #include "protocol/assertion.h"
 #include "protocol/baking.h"
+#include "protocol/jws.h"
 
 namespace backpack {
 
@@ -107,6 +109,10 @@ class BadgeVerifier {
  private:
   DocumentFetch fetch_;
   protocol::ImageLimits image_limits_;
+  // Issuer keys parsed from their PEM text, by that text: an issuer signs
+  // many badges with one key, and parsing it costs more than checking a
+  // signature with it. A PublicKey is immutable and shareable.
+  mutable LruCache<protocol::PublicKey> keys_{1024};
 };
 
 }  // namespace backpack

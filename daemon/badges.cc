@@ -6,6 +6,7 @@
 #include <cinttypes>
 #include <mutex>
 #include <random>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -277,6 +278,13 @@ struct BadgeService::Impl {
   UnixClock clock;
   RandomSource random;
   std::mutex jitter_mu;
+  // Badge counts of the accounts seen lately, kept in step with the
+  // counters in storage (which the writes update with WriteBatch::Add).
+  // Reading the stored counter merges every addition not yet compacted, so
+  // it is read once per account rather than once per import.
+  static constexpr size_t kMaxCachedCounts = 100000;
+  std::mutex count_mu;
+  std::unordered_map<std::string, int64_t> counts;
   std::minstd_rand jitter{std::random_device{}()};
 
   Result<std::vector<std::string>> VerifiedEmails(const std::string& account) {
@@ -392,6 +400,28 @@ struct BadgeService::Impl {
     return std::move(**r);
   }
 
+  Result<int64_t> CachedCount(const std::string& account) {
+    {
+      std::lock_guard<std::mutex> lock(count_mu);
+      if (auto it = counts.find(account); it != counts.end()) return it->second;
+    }
+    auto stored = Count(account);
+    if (!stored.ok()) return stored;
+    std::lock_guard<std::mutex> lock(count_mu);
+    if (counts.size() >= kMaxCachedCounts) counts.clear();  // all reload from storage
+    return counts.emplace(account, *stored).first->second;
+  }
+
+  void AdjustCachedCount(const std::string& account, int64_t delta) {
+    std::lock_guard<std::mutex> lock(count_mu);
+    if (auto it = counts.find(account); it != counts.end()) it->second += delta;
+  }
+
+  void ForgetCount(const std::string& account) {
+    std::lock_guard<std::mutex> lock(count_mu);
+    counts.erase(account);
+  }
+
   Result<int64_t> Count(const std::string& account) {
     auto value = store.Get(Family::kBadgeKeys, CountKey(account));
     if (!value.ok()) return value.status();
@@ -501,7 +531,7 @@ Result<ImportResult> BadgeService::Import(const std::string& account_id, const V
     result.record = std::move(*record);
     return result;
   }
-  auto count = d.Count(account_id);
+  auto count = d.CachedCount(account_id);
   if (!count.ok()) return count.status();
   if (*count >= d.config.max_per_account) {
     return ResourceExhausted(fmt::format("the account holds the most badges allowed ({})", d.config.max_per_account));
@@ -535,6 +565,7 @@ Result<ImportResult> BadgeService::Import(const std::string& account_id, const V
   batch.Add(Family::kBadgeKeys, count_key, 1);
   if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id), "");
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.AdjustCachedCount(account_id, 1);
   result.outcome = ImportResult::Outcome::kCreated;
   result.record = std::move(r);
   return result;
@@ -630,7 +661,9 @@ Status BadgeService::Delete(const std::string& account_id, std::string_view badg
   storage::WriteBatch batch;
   BP_RETURN_IF_ERROR(d.DeleteLocked(*current, batch));
   batch.Add(Family::kBadgeKeys, CountKey(account_id), -1);
-  return d.store.Write(batch);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.AdjustCachedCount(account_id, -1);
+  return Status::Ok();
 }
 
 namespace {
@@ -758,7 +791,9 @@ Status BadgeService::DeleteAll(const std::string& account_id) {
   }
   storage::WriteBatch batch;
   batch.Delete(Family::kBadgeKeys, CountKey(account_id));
-  return d.store.Write(batch);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  d.ForgetCount(account_id);
+  return Status::Ok();
 }
 
 }  // namespace backpack
