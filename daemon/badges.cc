@@ -547,8 +547,7 @@ Result<ImportResult> BadgeService::Import(const std::string& account_id, const V
   r.source_url = outcome.source_url;
   if (outcome.image_format) r.image_format = std::string(protocol::ImageFormatName(*outcome.image_format));
   r.recipient = outcome.result.matched_email;
-  r.badge_json = RenderBadge(outcome.result.badge);
-  d.Apply(r, outcome, now);
+  d.Apply(r, outcome, now);  // renders badge_json: the outcome is valid
   if (from_fallback) {
     // Verified against kept copies only: say so, and try live again soon.
     r.status = BadgeStatus::kUnverifiable;
