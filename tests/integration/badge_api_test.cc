@@ -2,6 +2,7 @@
 // documents over real HTTP on 127.0.0.1, and real requests.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <chrono>
 #include <thread>
 
@@ -271,6 +272,59 @@ TEST_F(BadgeApiTest, ExportFromOneNodeImportsIntoAnotherByteForByte) {
   broken["badges"][1]["assertion"]["base64url"] = "!!!";
   const Reply bad = PostJson(*b, "/api/v1/account/import", broken, token_b);
   EXPECT_EQ(bad.status, 400) << bad.body;
+}
+
+TEST_F(BadgeApiTest, ImportsAreRateLimitedPerAccount) {
+  auto node = StartNode("a", std::string(kAllowPrivate) + "[badges]\nimports_per_minute = 2\n");
+  const std::string token = testing::SignUpVerified(*node, Outbox("a"), "ada@example.org");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(PostJson(*node, "/api/v1/badges", {{"jws", issuer_.AwardSigned({.email = "ada@example.org"})}}, token)
+                  .status,
+              201);
+  }
+  const Reply limited =
+      PostJson(*node, "/api/v1/badges", {{"jws", issuer_.AwardSigned({.email = "ada@example.org"})}}, token);
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_FALSE(limited.Header("retry-after").empty());
+  EXPECT_EQ(json::parse(Get(*node, "/api/v1/badges", token).body)["badges"].size(), 2u);
+}
+
+TEST_F(BadgeApiTest, DeletingTheAccountDeletesItsBadgesAndCollections) {
+  auto node = StartNode("a");
+  const std::string token = testing::SignUpVerified(*node, Outbox("a"), "ada@example.org");
+  const Reply badge =
+      PostJson(*node, "/api/v1/badges", {{"jws", issuer_.AwardSigned({.email = "ada@example.org"})}}, token);
+  ASSERT_EQ(badge.status, 201);
+  const Reply collection = PostJson(*node, "/api/v1/collections",
+                                    {{"name", "Mine"}, {"badges", {json::parse(badge.body)["id"]}}, {"public", true}},
+                                    token);
+  ASSERT_EQ(collection.status, 201) << collection.body;
+  const std::string share = json::parse(collection.body)["share_url"];
+  const std::string share_path = share.substr(share.find("/share/"));
+  EXPECT_EQ(Get(*node, share_path, "").status, 200);
+
+  const Reply deleted = node->Call({"DELETE", "/api/v1/account", json{{"password", "correct horse battery"}}.dump(),
+                                    "application/json", token, {}});
+  ASSERT_EQ(deleted.status, 204) << deleted.body;
+  EXPECT_EQ(Get(*node, share_path, "").status, 404);
+  // A new account for the same address starts empty.
+  const std::string again = testing::SignUpVerified(*node, Outbox("a"), "ada@example.org");
+  ASSERT_FALSE(again.empty());
+  EXPECT_TRUE(json::parse(Get(*node, "/api/v1/badges", again).body)["badges"].empty());
+  EXPECT_TRUE(json::parse(Get(*node, "/api/v1/collections", again).body)["collections"].empty());
+}
+
+TEST_F(BadgeApiTest, AnAcknowledgedImportSurvivesKill9) {
+  auto node = StartNode("a");
+  const std::string token = testing::SignUpVerified(*node, Outbox("a"), "ada@example.org");
+  const std::string jws = issuer_.AwardSigned({.email = "ada@example.org"});
+  const Reply created = PostJson(*node, "/api/v1/badges", {{"jws", jws}}, token);
+  ASSERT_EQ(created.status, 201);
+  ASSERT_NE(node->StopWith(SIGKILL), -1);
+  node = StartNode("a");
+  const Reply one = Get(*node, "/api/v1/badges/" + json::parse(created.body)["id"].get<std::string>(), token);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(json::parse(one.body)["original"]["assertion"], jws);
 }
 
 }  // namespace
