@@ -421,6 +421,10 @@ Status Validate(const Config& config) {
     }
   }
 
+  if (config.badges.retry_min_seconds > config.badges.retry_max_seconds) {
+    return InvalidArgument("badges.retry_min_seconds must not exceed badges.retry_max_seconds");
+  }
+
   const ServerConfig& server = config.server;
   if (auto listen = ParseHostPort(server.listen); !listen.ok()) {
     return InvalidArgument("server.listen: " + listen.status().message());

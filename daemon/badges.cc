@@ -534,7 +534,7 @@ Result<ImportResult> BadgeService::Import(const std::string& account_id, const V
   auto count = d.CachedCount(account_id);
   if (!count.ok()) return count.status();
   if (*count >= d.config.max_per_account) {
-    return ResourceExhausted(fmt::format("the account holds the most badges allowed ({})", d.config.max_per_account));
+    return FailedPrecondition(fmt::format("the account holds the most badges allowed ({})", d.config.max_per_account));
   }
 
   const int64_t now = request.now;

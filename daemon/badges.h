@@ -113,7 +113,7 @@ class BadgeService {
   ~BadgeService();
 
   // kNotFound: no such account. Verification failures are a kRefused
-  // result, not an error. kResourceExhausted: badges.max_per_account.
+  // result, not an error. kFailedPrecondition (409): badges.max_per_account reached.
   Result<ImportResult> Import(const std::string& account_id, const VerifyRequest& input,
                               const ImportOptions& options = {});
 

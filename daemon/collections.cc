@@ -339,7 +339,7 @@ Result<Collection> CollectionService::Create(const std::string& account_id, cons
                                     return true;
                                   }));
   if (count >= static_cast<size_t>(d.config.max_collections_per_account)) {
-    return ResourceExhausted(fmt::format("an account can hold at most {} collections",
+    return FailedPrecondition(fmt::format("an account can hold at most {} collections",
                                          d.config.max_collections_per_account));
   }
   storage::WriteBatch batch;

@@ -68,7 +68,7 @@ class CollectionService {
   ~CollectionService();
 
   // kInvalidArgument: a bad name/description, an unknown badge id.
-  // kResourceExhausted: badges.max_collections_per_account.
+  // kFailedPrecondition (409): badges.max_collections_per_account reached.
   Result<Collection> Create(const std::string& account_id, const CollectionChange& change);
   Result<std::vector<Collection>> List(const std::string& account_id);
   Result<Collection> Get(const std::string& account_id, std::string_view collection_id);

@@ -275,6 +275,19 @@ TEST(Validate, ChecksRangesLikeTheParser) {
   EXPECT_TRUE(IsInvalid(Validate(config), {"storage.block_cache_mb", "8..65536"}));
 }
 
+TEST(Validate, BadgeRetryBoundsAreOrdered) {
+  Config config;
+  config.badges.retry_min_seconds = 7200;
+  config.badges.retry_max_seconds = 3600;
+  EXPECT_TRUE(IsInvalid(Validate(config), {"badges.retry_min_seconds"}));
+  config.badges.retry_max_seconds = 7200;
+  EXPECT_TRUE(Validate(config).ok());
+  auto parsed = ParseConfig("[badges]\nreverify_interval_hours = 0\n", "test.toml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("badges.reverify_interval_hours"), std::string::npos)
+      << parsed.status().message();
+}
+
 TEST(Validate, ListenMustBeHostPort) {
   Config config;
   config.server.listen = "localhost";

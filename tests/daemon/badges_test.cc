@@ -293,7 +293,7 @@ TEST_F(BadgesTest, TheAccountLimitHolds) {
   VerifyRequest third;
   third.kind = InputKind::kJws;
   third.data = issuer_.AwardSigned({.email = "ann@example.org"});
-  EXPECT_EQ(badges_->Import(account_, third).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(badges_->Import(account_, third).status().code(), StatusCode::kFailedPrecondition);
   ASSERT_TRUE(badges_->Delete(account_, second.record.id).ok());
   EXPECT_TRUE(badges_->Import(account_, third).ok());
 }

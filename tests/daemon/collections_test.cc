@@ -319,7 +319,7 @@ TEST_F(CollectionsTest, CollectionCountIsCapped) {
   auto first = service_->Create(ann, Named("1"));
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(service_->Create(ann, Named("2")).ok());
-  EXPECT_EQ(service_->Create(ann, Named("3")).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(service_->Create(ann, Named("3")).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(service_->Create(bob, Named("bob's own")).ok());  // per account
   ASSERT_TRUE(service_->Delete(ann, first->id).ok());
   EXPECT_TRUE(service_->Create(ann, Named("3")).ok());
@@ -336,7 +336,7 @@ TEST_F(CollectionsTest, ConcurrentCreationsRespectTheCap) {
       auto c = service_->Create(ann, Named("c" + std::to_string(i)));
       if (c.ok()) {
         ++made;
-      } else if (c.status().code() == StatusCode::kResourceExhausted) {
+      } else if (c.status().code() == StatusCode::kFailedPrecondition) {
         ++refused;
       }
     });
