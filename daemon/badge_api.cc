@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <memory>
 
 #include <fmt/format.h>
@@ -257,8 +258,11 @@ Result<std::pair<VerifyRequest, ImportOptions>> ReadBundleBadge(const json& b) {
   return std::make_pair(std::move(request), std::move(options));
 }
 
+// `allow` is asked once per badge (the per-account import rate limit); the
+// badges it refuses are listed as deferred, for the client to send again.
 Result<json> ImportAccount(const std::string& account, const json& bundle, AccountService& accounts,
-                           BadgeService& badges, CollectionService& collections) {
+                           BadgeService& badges, CollectionService& collections,
+                           const std::function<bool()>& allow) {
   if (bundle.value("format", "") != kExportFormat) {
     return InvalidArgument(fmt::format("not an account export: 'format' must be '{}'", kExportFormat));
   }
@@ -290,7 +294,12 @@ Result<json> ImportAccount(const std::string& account, const json& bundle, Accou
   int created = 0;
   int existing = 0;
   json refused = json::array();
+  json deferred = json::array();
   for (auto& [old_id, entry] : entries) {
+    if (!allow()) {
+      deferred.push_back(old_id);
+      continue;
+    }
     auto result = badges.Import(account, entry.first, entry.second);
     if (!result.ok()) {
       refused.push_back({{"id", old_id}, {"error", result.status().message()}});
@@ -335,7 +344,7 @@ Result<json> ImportAccount(const std::string& account, const json& bundle, Accou
       if (made.ok()) ++collections_created;
     }
   }
-  return json{{"badges", {{"created", created}, {"existing", existing}, {"refused", refused}}},
+  return json{{"badges", {{"created", created}, {"existing", existing}, {"refused", refused}, {"deferred", deferred}}},
               {"collections", {{"created", collections_created}}},
               {"emails", {{"added", added_emails}}}};
 }
@@ -468,7 +477,9 @@ void RegisterBadgeRoutes(http::Router& router, AccountService& accounts, BadgeSe
                if (!imports->Allow(account, &wait)) return api::TooMany(wait, "imports");
                auto body = api::JsonBody(ctx);
                if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
-               auto result = ImportAccount(account, std::get<json>(body), accounts, badges, collections);
+               // Every badge in the bundle counts as an import.
+               auto result = ImportAccount(account, std::get<json>(body), accounts, badges, collections,
+                                           [&] { return imports->Allow(account); });
                if (!result.ok()) return api::Fail(result.status(), ctx);
                return http::JsonResponse(bhttp::status::ok, Dump(*result));
              }));

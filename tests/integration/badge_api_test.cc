@@ -287,6 +287,16 @@ TEST_F(BadgeApiTest, ImportsAreRateLimitedPerAccount) {
   EXPECT_EQ(limited.status, 429) << limited.body;
   EXPECT_FALSE(limited.Header("retry-after").empty());
   EXPECT_EQ(json::parse(Get(*node, "/api/v1/badges", token).body)["badges"].size(), 2u);
+
+  // An export bundle counts each badge: on a fresh node with the same limit,
+  // the request takes one token, the first badge the other, the rest wait.
+  const json bundle = json::parse(Get(*node, "/api/v1/account/export", token).body);
+  auto other = StartNode("b", std::string(kAllowPrivate) + "[badges]\nimports_per_minute = 2\n");
+  const std::string other_token = testing::SignUpVerified(*other, Outbox("b"), "ada@example.org");
+  const Reply restored = PostJson(*other, "/api/v1/account/import", bundle, other_token);
+  ASSERT_EQ(restored.status, 200) << restored.body;
+  EXPECT_EQ(json::parse(restored.body)["badges"]["created"], 1) << restored.body;
+  EXPECT_EQ(json::parse(restored.body)["badges"]["deferred"].size(), 1u) << restored.body;
 }
 
 TEST_F(BadgeApiTest, DeletingTheAccountDeletesItsBadgesAndCollections) {
