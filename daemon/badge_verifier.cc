@@ -51,33 +51,6 @@ bool Readable(const protocol::ParsedAssertion& parsed) {
          !parsed.report.HasError(check::kJsonParse) && !parsed.report.HasError(check::kDocumentLimits);
 }
 
-// `report` with its first `name` ERROR worded as `message` instead (added
-// when there is none). Keeps the order of the other messages. A report that
-// was already truncated cannot be rebuilt exactly, so it gets the message
-// appended.
-void RewordError(protocol::VerificationReport& report, std::string_view name, const std::string& message,
-                 size_t max_messages) {
-  if (report.Has(check::kReportTruncated)) {
-    report.Error(name, message);
-    return;
-  }
-  protocol::VerificationReport rebuilt(max_messages);
-  bool replaced = false;
-  for (const protocol::ReportMessage& m : report.messages()) {
-    if (!replaced && m.name == name && m.level == protocol::MessageLevel::kError) {
-      protocol::ReportMessage copy = m;
-      copy.message = message;
-      rebuilt.Add(std::move(copy));
-      replaced = true;
-    } else {
-      rebuilt.Add(m);
-    }
-  }
-  if (!replaced) rebuilt.Error(name, message);
-  report = std::move(rebuilt);
-}
-
-// One call of Verify: the request, what has been fetched, the outcome.
 class Verification {
  public:
   Verification(const DocumentFetch& fetch, const protocol::ImageLimits& image_limits, const VerifyRequest& request,
@@ -259,40 +232,31 @@ class Verification {
     outcome_.assertion = compact;
     outcome_.assertion_form = protocol::PayloadForm::kJws;
     const protocol::ParsedAssertion parsed = protocol::ParseAssertion(jws->payload(), base_options_.limits);
+    if (Readable(parsed) && parsed.badge.verification.type != protocol::VerificationType::kSigned) {
+      // The signature is over an assertion that does not claim to be
+      // signed: no key is named to check it with, so it proves nothing.
+      outcome_.result = protocol::CheckResult{parsed.badge, parsed.report, {}, {}, ""};
+      report().Error(check::kVerifySignature,
+                     "the JWS payload is not a SignedBadge assertion, so its signature cannot be checked",
+                     "verification");
+      return;
+    }
     protocol::CheckOptions options = base_options_;
+    // The check tries the issuer's keys in order and reports which verified,
+    // or why each refused.
+    options.signature_check = [this, &jws](const protocol::SigningKey& key) -> Status {
+      Result<protocol::PublicKey> public_key = ParseKey(key.public_key_pem);
+      if (!public_key.ok()) return public_key.status();
+      return protocol::Verify(*jws, *public_key);
+    };
     outcome_.result = CheckWithFetches(parsed, options);
     if (!Readable(parsed)) return;  // the report says why
     protocol::VerificationReport& checked = outcome_.result.report;
-    const size_t max_messages = base_options_.limits.max_messages;
-    if (parsed.badge.verification.type != protocol::VerificationType::kSigned) {
-      // The signature is over an assertion that does not claim to be
-      // signed: no key is named to check it with, so it proves nothing.
-      checked.Error(check::kVerifySignature,
-                    "the JWS payload is not a SignedBadge assertion, so its signature cannot be checked",
-                    "verification");
-      return;
-    }
-    std::string refusals;
-    for (const protocol::SigningKey& key : outcome_.result.signing_keys) {
-      Result<protocol::PublicKey> public_key = ParseKey(key.public_key_pem);
-      Status verified = public_key.ok() ? protocol::Verify(*jws, *public_key) : public_key.status();
-      if (verified.ok()) {
-        options.signature_key_url = key.url;
-        outcome_.result = protocol::CheckAssertion(parsed, outcome_.documents, options);
-        return;
-      }
-      refusals += (refusals.empty() ? "" : "; ") + key.url + ": " + verified.message();
-    }
-    if (outcome_.result.signing_keys.empty()) {
+    if (outcome_.result.signing_keys.empty() && !checked.Has(check::kVerifySignature)) {
       // CheckAssertion has said why there is no key (SIGNING_KEY or
       // FETCH_DOCUMENT); the signature stays unchecked.
-      if (!checked.Has(check::kVerifySignature)) {
-        checked.Error(check::kVerifySignature, "no issuer key could be found to check the signature with");
-      }
-      return;
+      checked.Error(check::kVerifySignature, "no issuer key could be found to check the signature with");
     }
-    RewordError(checked, check::kVerifySignature,
-                "the signature does not verify with the issuer's key (" + refusals + ")", max_messages);
   }
 
   Result<protocol::PublicKey> ParseKey(const std::string& pem) {

@@ -2086,11 +2086,26 @@ void CheckRecipient(const Badge& badge, const CheckOptions& options, CheckResult
 void CheckSignature(const Badge& badge, const CheckOptions& options, CheckResult& result) {
   if (badge.verification.type != VerificationType::kSigned) return;
   if (result.signing_keys.empty()) return;  // already reported
-  const bool verified = !options.signature_key_url.empty() &&
-                        std::any_of(result.signing_keys.begin(), result.signing_keys.end(),
-                                    [&options](const SigningKey& key) { return key.url == options.signature_key_url; });
-  if (verified) {
-    result.report.Info(check::kVerifySignature, "signature verified with " + Abbreviate(options.signature_key_url));
+  std::string verified_with;
+  std::string refusals;
+  if (options.signature_check) {
+    for (const SigningKey& key : result.signing_keys) {
+      const Status checked = options.signature_check(key);
+      if (checked.ok()) {
+        verified_with = key.url;
+        break;
+      }
+      refusals += (refusals.empty() ? "" : "; ") + Abbreviate(key.url) + ": " + checked.message();
+    }
+  } else if (!options.signature_key_url.empty() &&
+             std::any_of(result.signing_keys.begin(), result.signing_keys.end(),
+                         [&options](const SigningKey& key) { return key.url == options.signature_key_url; })) {
+    verified_with = options.signature_key_url;
+  }
+  if (!verified_with.empty()) {
+    result.report.Info(check::kVerifySignature, "signature verified with " + Abbreviate(verified_with));
+  } else if (!refusals.empty()) {
+    result.report.Error(check::kVerifySignature, "the signature does not verify with the issuer's key (" + refusals + ")");
   } else {
     result.report.Error(check::kVerifySignature, "the signature has not been verified with an issuer key");
   }

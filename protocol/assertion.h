@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "protocol/badge.h"
 #include "protocol/verification_report.h"
 
@@ -113,6 +114,14 @@ struct FetchedDocument {
 };
 using FetchedDocuments = std::map<std::string, FetchedDocument, std::less<>>;
 
+// A public key that may have signed a SignedBadge, resolved and checked to
+// belong to the issuer.
+struct SigningKey {
+  std::string url;
+  std::string owner;           // the issuer it belongs to (OB 2.0)
+  std::string public_key_pem;  // PEM text
+};
+
 struct CheckOptions {
   int64_t now = 0;                   // Unix seconds
   int64_t clock_skew_seconds = 300;  // tolerance for an issuedOn slightly ahead of `now`
@@ -127,15 +136,13 @@ struct CheckOptions {
   // that the caller verified the JWS signature with. Empty: not verified, and
   // the check reports VERIFY_SIGNATURE.
   std::string signature_key_url;
+  // For a SignedBadge, instead of signature_key_url: checks the signature
+  // with one key the issuer owns. Called for each of the issuer's keys in
+  // order until one returns OK; the refusals of the others are named in the
+  // VERIFY_SIGNATURE error when none does. Lets a caller verify and check in
+  // one pass. Must not throw.
+  std::function<Status(const SigningKey& key)> signature_check;
   ParseLimits limits;
-};
-
-// A public key that may have signed a SignedBadge, resolved and checked to
-// belong to the issuer.
-struct SigningKey {
-  std::string url;
-  std::string owner;           // the issuer it belongs to (OB 2.0)
-  std::string public_key_pem;  // PEM text
 };
 
 struct CheckResult {

@@ -881,6 +881,22 @@ TEST(CheckAssertion, SignedBadgeNeedsTheIssuersKeyAndAVerifiedSignature) {
   EXPECT_FALSE(CheckAssertion(parsed, docs, options).valid());
   options.signature_key_url = kKeyUrl;
 
+  // The same through a signature check called with each issuer key: it
+  // sees the key's URL and PEM, and its refusal is named in the report.
+  CheckOptions by_callback = Options();
+  by_callback.source_url.clear();
+  std::vector<std::string> tried;
+  by_callback.signature_check = [&tried](const SigningKey& k) -> Status {
+    tried.push_back(k.url + " " + std::to_string(k.public_key_pem.size()));
+    return InvalidArgument("alg HS256 is refused");
+  };
+  const CheckResult refused = CheckAssertion(parsed, docs, by_callback);
+  EXPECT_EQ(tried, std::vector<std::string>{kKeyUrl + " " + std::to_string(kPem.size())});
+  EXPECT_TRUE(refused.report.HasError(check::kVerifySignature));
+  EXPECT_NE(Dump(refused.report).find("alg HS256 is refused"), std::string::npos) << Dump(refused.report);
+  by_callback.signature_check = [](const SigningKey&) { return Status::Ok(); };
+  EXPECT_TRUE(CheckAssertion(parsed, docs, by_callback).valid());
+
   // A key the issuer does not own, or does not declare, is refused.
   Json stolen = key;
   stolen["owner"] = "https://mallory.example/issuer.json";
