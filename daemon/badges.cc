@@ -469,6 +469,22 @@ struct BadgeService::Impl {
     return r;
   }
 
+  // Moves a badge's next check to `when`, leaving its verdict alone.
+  Status Postpone(const BadgeRecord& stored, int64_t when) {
+    const std::string key = RecordKey(stored.account, stored.id);
+    auto guard = locks.Lock({key});
+    auto current = Load(stored.account, stored.id);
+    if (!current.ok()) return current.status();
+    if (!current->has_value()) return Status::Ok();
+    BadgeRecord r = std::move(**current);
+    storage::WriteBatch batch;
+    if (r.next_check_at != 0) batch.Delete(Family::kRecheckQueue, QueueKey(r.next_check_at, r.account, r.id));
+    r.next_check_at = when;
+    batch.Put(Family::kRecheckQueue, QueueKey(when, r.account, r.id), "");
+    batch.Put(Family::kBadges, key, EncodeRecord(r));
+    return store.Write(batch);
+  }
+
   Status DeleteLocked(const BadgeRecord& r, storage::WriteBatch& batch) {
     batch.Delete(Family::kBadges, RecordKey(r.account, r.id));
     batch.Delete(Family::kBadgeKeys, IdentityKey(r.account, r.identity));
@@ -731,37 +747,56 @@ Result<BadgeRecord> BadgeService::Recheck(const std::string& account_id, std::st
 
 Result<size_t> BadgeService::RecheckDue(size_t limit) {
   Impl& d = *impl_;
-  const std::string now_key = QueueKey(d.clock() + 1, "", "");
-  std::vector<std::pair<std::string, std::string>> due;  // account, badge
-  Status parse_error;
+  const int64_t now = d.clock();
+  const std::string now_key = QueueKey(now + 1, "", "");
+  struct Entry {
+    std::string key;
+    int64_t due = 0;
+    std::string account;
+    std::string badge;
+  };
+  std::vector<Entry> due;
+  std::vector<std::string> malformed;
   BP_RETURN_IF_ERROR(d.store.Scan(
       Family::kRecheckQueue, "",
       [&](std::string_view key, std::string_view) {
         if (key >= now_key) return false;
-        const std::string_view rest = key.substr(17);
+        Entry e{std::string(key), 0, {}, {}};
+        const std::string_view rest = key.size() > 17 ? key.substr(17) : std::string_view();
         const size_t slash = rest.find('/');
-        if (key.size() < 18 || slash == std::string_view::npos) {
-          parse_error = DataLoss("re-check queue key is malformed");
-          return false;
+        if (key.size() <= 17 || key[16] != '/' || slash == std::string_view::npos ||
+            std::from_chars(key.data(), key.data() + 16, e.due).ec != std::errc()) {
+          malformed.emplace_back(key);
+          return true;
         }
-        due.emplace_back(std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1)));
+        e.account = std::string(rest.substr(0, slash));
+        e.badge = std::string(rest.substr(slash + 1));
+        due.push_back(std::move(e));
         return true;
       },
       limit));
-  BP_RETURN_IF_ERROR(parse_error);
-  size_t done = 0;
-  for (const auto& [account, badge] : due) {
-    auto record = d.Load(account, badge);
+  // Entries that lead nowhere (a malformed key, a badge deleted or already
+  // rescheduled) are dropped, so they cannot hold up the queue.
+  storage::WriteBatch stale;
+  for (const std::string& key : malformed) stale.Delete(Family::kRecheckQueue, key);
+  size_t handled = malformed.size();
+  for (const Entry& e : due) {
+    ++handled;
+    auto record = d.Load(e.account, e.badge);
     if (!record.ok()) return record.status();
-    if (!record->has_value()) continue;
-    auto checked = d.RecheckRecord(**record, /*force=*/false);
-    if (!checked.ok()) {
-      log::Warn("badges", "re-check failed", {{"error", checked.status().ToString()}});
+    if (!record->has_value() || (*record)->next_check_at != e.due) {
+      stale.Delete(Family::kRecheckQueue, e.key);
       continue;
     }
-    ++done;
+    auto checked = d.RecheckRecord(**record, /*force=*/false);
+    if (checked.ok()) continue;
+    // The node could not re-check it (storage, or its account is gone):
+    // try again later rather than at the head of every pass.
+    log::Warn("badges", "re-check failed; postponed", {{"error", checked.status().ToString()}});
+    BP_RETURN_IF_ERROR(d.Postpone(**record, now + d.config.retry_max_seconds));
   }
-  return done;
+  BP_RETURN_IF_ERROR(d.store.Write(stale));
+  return handled;
 }
 
 Result<std::optional<int64_t>> BadgeService::NextDue() {

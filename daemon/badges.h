@@ -141,7 +141,10 @@ class BadgeService {
   // Re-verifies now, revalidating every document with its server.
   Result<BadgeRecord> Recheck(const std::string& account_id, std::string_view badge_id);
 
-  // Re-checks up to `limit` badges whose due time has come; returns how many.
+  // Takes up to `limit` entries whose due time has come off the queue and
+  // re-checks their badges; returns how many entries it took. An entry
+  // whose badge is gone is dropped; a badge that cannot be re-checked (its
+  // account is gone, storage failed) is postponed by retry_max_seconds.
   Result<size_t> RecheckDue(size_t limit);
   // The earliest due time in the queue, if any (the scheduler sleeps until then).
   Result<std::optional<int64_t>> NextDue();

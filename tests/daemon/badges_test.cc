@@ -9,6 +9,7 @@
 #include <regex>
 #include <set>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "daemon/accounts.h"
@@ -335,6 +336,34 @@ TEST_F(BadgesTest, DeleteAllEmptiesTheAccount) {
   EXPECT_EQ(CountKeys(storage::Family::kBadges), 0u);
   EXPECT_EQ(CountKeys(storage::Family::kBadgeBlobs), 0u);
   EXPECT_EQ(CountKeys(storage::Family::kBadgeKeys), 0u);
+}
+
+TEST_F(BadgesTest, TheQueueDropsWhatLeadsNowhereAndPostponesWhatFails) {
+  const ImportResult kept = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
+  ASSERT_EQ(kept.outcome, ImportResult::Outcome::kCreated);
+  // A malformed key, an entry for a badge that does not exist, and a stale
+  // duplicate of the kept badge's entry.
+  storage::WriteBatch junk;
+  junk.Put(storage::Family::kRecheckQueue, "0000000000000001", "");
+  junk.Put(storage::Family::kRecheckQueue, fmt::format("{:016d}/{}/nosuchbadge", 5, account_), "");
+  junk.Put(storage::Family::kRecheckQueue, fmt::format("{:016d}/{}/{}", 6, account_, kept.record.id), "");
+  ASSERT_TRUE(store_->Write(junk).ok());
+  auto handled = badges_->RecheckDue(100);
+  ASSERT_TRUE(handled.ok()) << handled.status().ToString();
+  EXPECT_EQ(*handled, 3u);
+  EXPECT_EQ(CountKeys(storage::Family::kRecheckQueue), 1u);  // the kept badge's real entry
+  EXPECT_EQ(badges_->Get(account_, kept.record.id)->checked_at, kept.record.checked_at);  // not re-checked early
+
+  // A badge whose account is gone cannot be re-checked: it is postponed,
+  // not retried at the head of every pass.
+  ASSERT_TRUE(accounts_->DeleteAccount(account_, "a good password").ok());
+  now_ = kept.record.next_check_at;
+  ASSERT_EQ(*badges_->RecheckDue(100), 1u);
+  auto postponed = badges_->Get(account_, kept.record.id);
+  ASSERT_TRUE(postponed.ok());
+  EXPECT_EQ(postponed->next_check_at, now_.load() + config_.retry_max_seconds);
+  EXPECT_EQ(postponed->status, BadgeStatus::kValid);
+  EXPECT_EQ(*badges_->RecheckDue(100), 0u);
 }
 
 }  // namespace
