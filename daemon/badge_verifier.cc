@@ -26,25 +26,6 @@ std::string_view TrimAsciiSpace(std::string_view text) {
   return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
 }
 
-// The HTTP status a failed fetch got, for FetchedDocument::status: 404 for
-// kNotFound; for other statuses the number at the end of the fetcher's
-// "fetch: <url> answered <status>"; 0 when the fetch got no usable response.
-int HttpStatusOf(const Status& status) {
-  if (status.code() == StatusCode::kNotFound) return 404;
-  constexpr std::string_view kAnswered = " answered ";
-  const std::string_view message = status.message();
-  const size_t at = message.rfind(kAnswered);
-  if (at == std::string_view::npos) return 0;
-  const std::string_view digits = message.substr(at + kAnswered.size());
-  if (digits.size() != 3) return 0;
-  int value = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return 0;
-    value = value * 10 + (c - '0');
-  }
-  return value >= 100 ? value : 0;
-}
-
 bool Readable(const protocol::ParsedAssertion& parsed) {
   const protocol::SpecVersion version = parsed.badge.spec_version;
   return version != protocol::SpecVersion::kUnknown && version != protocol::SpecVersion::kV3_0 &&
@@ -102,7 +83,7 @@ class Verification {
         return Status::Ok();
       }
     }
-    outcome_.documents[url] = {HttpStatusOf(failure), "", ""};
+    outcome_.documents[url] = {fetch::HttpStatusOf(failure), "", ""};
     return failure;
   }
 

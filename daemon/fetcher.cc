@@ -1,6 +1,7 @@
 #include "daemon/fetcher.h"
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <chrono>
 #include <exception>
@@ -409,6 +410,18 @@ Result<Url> ResolveReference(const Url& base, std::string_view reference) {
 std::optional<std::string_view> NonPublicRange(const net::ip::address& address) {
   if (address.is_v4()) return NonPublicV4(address.to_v4());
   return NonPublicV6(address.to_v6());
+}
+
+int HttpStatusOf(const Status& fetch_error) {
+  if (fetch_error.code() == StatusCode::kNotFound) return 404;
+  constexpr std::string_view kAnswered = " answered ";
+  const std::string_view message = fetch_error.message();
+  const size_t at = message.rfind(kAnswered);
+  if (at == std::string_view::npos) return 0;
+  const std::string_view digits = message.substr(at + kAnswered.size());
+  int value = 0;
+  if (digits.size() != 3 || std::from_chars(digits.data(), digits.data() + 3, value).ec != std::errc()) return 0;
+  return value >= 100 ? value : 0;
 }
 
 AddressPolicy DefaultAddressPolicy(bool allow_private) {
@@ -884,6 +897,7 @@ class FetchCall {
     fetcher_.cache.Erase(visited.front());
   }
 
+  // Ends in "answered <status>": fetch::HttpStatusOf reads it back.
   static Status StatusError(const std::string& url_text, int status) {
     std::string message = fmt::format("fetch: {} answered {}", url_text, status);
     if (status == 404) return NotFound(std::move(message));

@@ -219,6 +219,11 @@ Result<Url> ResolveReference(const Url& base, std::string_view reference);
 // the IPv4 address they carry.
 std::optional<std::string_view> NonPublicRange(const boost::asio::ip::address& address);
 
+// The HTTP status an error of Fetch carries when the server answered with
+// one (404, 5xx, other 4xx: the message ends in "answered <status>"), else
+// 0 (no response: network, TLS, policy, limits).
+int HttpStatusOf(const Status& fetch_error);
+
 // The policy Fetcher uses by default: everything when `allow_private`, else
 // only addresses NonPublicRange calls public; a refusal is kPermissionDenied
 // "fetch: address A of host H is not public: RANGE (fetch.allow_private is off)".

@@ -922,6 +922,7 @@ TEST(Fetcher, GivesUpOnSilentServersWithinTheDeadline) {
     const auto elapsed = Clock::now() - start;
     EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << path << ": " << result.status().ToString();
     EXPECT_TRUE(Contains(result.status().message(), "fetch.timeout_ms")) << result.status().message();
+    EXPECT_EQ(fetch::HttpStatusOf(result.status()), 0);  // no answer
     EXPECT_GE(elapsed, std::chrono::milliseconds(250)) << path;
     EXPECT_LT(elapsed, std::chrono::seconds(5)) << path;
   }
@@ -987,6 +988,8 @@ TEST(Fetcher, MapsStatusesToResultsAndErrors) {
     EXPECT_EQ(result.status().code(), code) << status << ": " << result.status().ToString();
     EXPECT_TRUE(Contains(result.status().message(), server.Url("/" + std::to_string(status))))
         << result.status().message();
+    // The status a server answered with can be read back from the error.
+    EXPECT_EQ(fetch::HttpStatusOf(result.status()), status == 304 ? 0 : status) << result.status().ToString();
   }
 }
 
