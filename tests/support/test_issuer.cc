@@ -2,29 +2,12 @@
 
 #include <openssl/rand.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
-#include <thread>
 #include <utility>
-#include <vector>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
 #include "protocol/baking.h"
@@ -32,24 +15,18 @@
 #include "protocol/jws.h"
 #include "protocol/png.h"
 #include "protocol/recipient.h"
+#include "tests/support/local_http_server.h"
 
 namespace backpack::testing {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-using tcp = net::ip::tcp;
 using OrderedJson = nlohmann::ordered_json;
 
-constexpr auto kAwait = net::as_tuple(net::use_awaitable);
 constexpr char kContext[] = "https://w3id.org/openbadges/v2";
 constexpr char kJsonLd[] = "application/ld+json";
 constexpr char kLongLived[] = "max-age=300";  // Profile, BadgeClass, key, image
 constexpr char kNoCache[] = "no-cache";       // revocation list, hosted assertions
 constexpr char kRevocationReason[] = "revoked by the test issuer";
-constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
-constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
 // Test support cannot recover from a broken fixture: say why and stop.
 [[noreturn]] void Fail(const std::string& what) {
@@ -174,10 +151,8 @@ struct TestIssuer::Impl {
   std::optional<int> max_age;  // SetMaxAge: one Cache-Control for every document
   int next_assertion = 1;
 
-  // The server, once started. Destroyed in reverse: threads, acceptor, io.
-  std::unique_ptr<net::io_context> io;
-  std::unique_ptr<tcp::acceptor> acceptor;
-  std::vector<std::thread> threads;
+  // The server, once started.
+  std::unique_ptr<LocalHttpServer> server;
 
   std::string IssuerUrl() const { return base_url + "/issuer"; }
   std::string BadgeClassUrl() const { return base_url + "/badge-class"; }
@@ -312,65 +287,17 @@ struct TestIssuer::Impl {
     return Respond(url);
   }
 
-  net::awaitable<void> Accept() {
-    for (;;) {
-      auto [ec, socket] = co_await acceptor->async_accept(kAwait);
-      if (ec == net::error::operation_aborted) co_return;
-      if (ec) continue;  // e.g. too many open files: the next accept may work
-      net::co_spawn(acceptor->get_executor(), Serve(std::move(socket)), net::detached);
-    }
-  }
-
-  // One connection: requests in turn while the client keeps it alive.
-  net::awaitable<void> Serve(tcp::socket socket) {
-    beast::tcp_stream stream(std::move(socket));
-    beast::flat_buffer buffer;
-    for (;;) {
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(kMaxRequestBodyBytes);
-      stream.expires_after(kIdleTimeout);
-      auto [read_error, read] = co_await bhttp::async_read(stream, buffer, parser, kAwait);
-      if (read_error) break;
-      const bhttp::request<bhttp::string_body>& request = parser.get();
-      bhttp::response<bhttp::string_body> response;
-      response.version(request.version());
-      response.keep_alive(request.keep_alive());
-      if (request.method() != bhttp::verb::get) {
-        response.result(bhttp::status::method_not_allowed);
-        response.set(bhttp::field::allow, "GET");
-      } else {
-        std::string url;
-        {
-          std::lock_guard lock(mu);
-          url = base_url + std::string(request.target());
-        }
-        Answer a = RespondLocked(url);
-        response.result(a.status);
-        if (!a.content_type.empty()) response.set(bhttp::field::content_type, a.content_type);
-        if (!a.cache_control.empty()) response.set(bhttp::field::cache_control, a.cache_control);
-        if (!a.etag.empty()) response.set(bhttp::field::etag, a.etag);
-        if (a.status == 503) response.set(bhttp::field::retry_after, "1");
-        if (!a.etag.empty() && request[bhttp::field::if_none_match] == a.etag) {
-          response.result(bhttp::status::not_modified);
-        } else {
-          response.body() = std::move(a.body);
-        }
-      }
-      response.prepare_payload();
-      auto [write_error, written] = co_await bhttp::async_write(stream, response, kAwait);
-      if (write_error || !response.keep_alive()) break;
-    }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  }
-
-  void Stop() {
-    if (!io) return;
-    io->stop();
-    for (std::thread& t : threads) t.join();
-    threads.clear();
-    acceptor.reset();
-    io.reset();
+  // An answer over HTTP: the request target is a path under base_url.
+  LocalResponse Serve(const std::string& target) {
+    std::lock_guard lock(mu);
+    Answer a = Respond(base_url + target);
+    LocalResponse response{.status = a.status,
+                           .content_type = std::move(a.content_type),
+                           .body = std::move(a.body),
+                           .etag = std::move(a.etag)};
+    if (!a.cache_control.empty()) response.headers.emplace_back("Cache-Control", a.cache_control);
+    if (a.status == 503) response.headers.emplace_back("Retry-After", "1");
+    return response;
   }
 };
 
@@ -378,26 +305,18 @@ TestIssuer::TestIssuer(std::string base_url) : impl_(std::make_unique<Impl>()) {
   impl_->base_url = std::move(base_url);
 }
 
-TestIssuer::~TestIssuer() { impl_->Stop(); }
+TestIssuer::~TestIssuer() {
+  if (impl_->server) impl_->server->Stop();
+}
 
 bool TestIssuer::Start() {
   std::lock_guard lock(impl_->mu);
-  if (impl_->io) return false;
-  auto io = std::make_unique<net::io_context>();
-  auto acceptor = std::make_unique<tcp::acceptor>(*io);
-  beast::error_code ec;
-  const tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"), 0);
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return false;
-  impl_->base_url = "http://127.0.0.1:" + std::to_string(acceptor->local_endpoint().port());
-  impl_->io = std::move(io);
-  impl_->acceptor = std::move(acceptor);
-  net::co_spawn(*impl_->io, impl_->Accept(), net::detached);
-  // Two threads: a slow client never holds up the others (each connection is
-  // one coroutine with one operation in flight, so no strand is needed).
-  for (int i = 0; i < 2; ++i) impl_->threads.emplace_back([io = impl_->io.get()] { io->run(); });
+  if (impl_->server) return false;
+  auto server = std::make_unique<LocalHttpServer>(
+      [impl = impl_.get()](const std::string& target) { return impl->Serve(target); });
+  if (!server->Start()) return false;
+  impl_->base_url = server->base_url();
+  impl_->server = std::move(server);
   return true;
 }
 
