@@ -83,6 +83,7 @@ constexpr auto kAccounts = &Config::accounts;
 constexpr auto kMail = &Config::mail;
 constexpr auto kFetch = &Config::fetch;
 constexpr auto kBadges = &Config::badges;
+constexpr auto kOAuth = &Config::oauth;
 constexpr auto kLog = &Config::log;
 
 // Ranges not spelled out in config.h are chosen here: wide enough for any
@@ -164,6 +165,13 @@ constexpr KeySpec kBadgesKeys[] = {
     Int<kBadges, &BadgesConfig::imports_per_minute>("imports_per_minute", 1, 1000000),
 };
 
+constexpr KeySpec kOAuthKeys[] = {
+    Int<kOAuth, &OAuthConfig::access_token_ttl_seconds>("access_token_ttl_seconds", 1, 86400),
+    Int<kOAuth, &OAuthConfig::refresh_token_ttl_days>("refresh_token_ttl_days", 1, 365),
+    Int<kOAuth, &OAuthConfig::code_ttl_seconds>("code_ttl_seconds", 1, 600),
+    Int<kOAuth, &OAuthConfig::registrations_per_hour>("registrations_per_hour", 1, 100000),
+};
+
 constexpr KeySpec kLogKeys[] = {
     Str<kLog, &LogConfig::level>("level"),
     Str<kLog, &LogConfig::format>("format"),
@@ -172,7 +180,7 @@ constexpr KeySpec kLogKeys[] = {
 constexpr TableSpec kTables[] = {
     {"server", kServerKeys}, {"storage", kStorageKeys}, {"accounts", kAccountsKeys},
     {"mail", kMailKeys},     {"fetch", kFetchKeys},     {"badges", kBadgesKeys},
-    {"log", kLogKeys},
+    {"oauth", kOAuthKeys},   {"log", kLogKeys},
 };
 
 // Every integer key has a non-empty range that fits in int, so a value that

@@ -94,6 +94,16 @@ struct BadgesConfig {
   int imports_per_minute = 600;           // [badges] imports_per_minute (1..1000000): per account
 };
 
+// The OAuth 2.0 authorization server through which issuers reach an
+// earner's backpack (docs/api.md, "OAuth 2.0").
+struct OAuthConfig {
+  int access_token_ttl_seconds = 3600;    // [oauth] access_token_ttl_seconds (1..86400)
+  int refresh_token_ttl_days = 30;        // [oauth] refresh_token_ttl_days (1..365): counted again from each refresh
+  int code_ttl_seconds = 60;              // [oauth] code_ttl_seconds (1..600): authorization codes
+  int registrations_per_hour = 20;        // [oauth] registrations_per_hour (1..100000): client
+                                          //   registrations per client address
+};
+
 struct LogConfig {
   std::string level = "info";             // [log] level: debug, info, warn, error
   std::string format = "json";            // [log] format: "json" or "text"
@@ -106,6 +116,7 @@ struct Config {
   MailConfig mail;
   FetchConfig fetch;
   BadgesConfig badges;
+  OAuthConfig oauth;
   LogConfig log;
 };
 

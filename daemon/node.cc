@@ -34,6 +34,8 @@
 #include "daemon/log.h"
 #include "daemon/mail.h"
 #include "daemon/metrics.h"
+#include "daemon/oauth.h"
+#include "daemon/oauth_api.h"
 #include "federation/node_description.h"
 #include "storage/store.h"
 
@@ -112,6 +114,7 @@ struct Node::Impl {
   std::unique_ptr<BadgeVerifier> verifier;
   std::unique_ptr<BadgeService> badges;
   std::unique_ptr<CollectionService> collections;
+  std::unique_ptr<OAuthService> oauth;
   net::steady_timer recheck_timer{ioc};
   std::unique_ptr<HttpServer> server;
   std::string public_url;
@@ -184,13 +187,16 @@ Status Node::Start() {
                                             RandomBytes);
   d.collections = std::make_unique<CollectionService>(*d.store, d.locks, *d.accounts, *d.badges, cfg.badges,
                                                       UnixNow, RandomBytes);
+  d.oauth = std::make_unique<OAuthService>(*d.store, d.locks, cfg.oauth, UnixNow, RandomBytes);
   d.RegisterNodeRoutes();
   RegisterAccountRoutes(d.router, *d.accounts, cfg.accounts, [&d](const std::string& account) {
     BP_RETURN_IF_ERROR(d.collections->DeleteAll(account));
+    BP_RETURN_IF_ERROR(d.oauth->DeleteAll(account));
     return d.badges->DeleteAll(account);
   });
   RegisterBadgeRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges);
   RegisterCollectionRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges, d.public_url);
+  RegisterOAuthRoutes(d.router, *d.oauth, *d.accounts, cfg.accounts, d.public_url);
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 
@@ -225,7 +231,9 @@ void Node::Impl::RegisterNodeRoutes() {
                     {"export", "/api/v1/account/export"},
                     {"import", "/api/v1/account/import"},
                     {"share", "/share/{slug}"},
-                    {"displayer", "/displayer"}};
+                    {"displayer", "/displayer"},
+                    {"oauth_metadata", "/.well-known/oauth-authorization-server"},
+                    {"authorized_apps", "/api/v1/account/apps"}};
   node_document = federation::ToJson(node);
 
   router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {
@@ -259,8 +267,15 @@ void Node::Impl::SchedulePurge(std::chrono::seconds after) {
       } else if (*purged > 0) {
         log::Info("accounts", "purged expired secrets", {{"count", *purged}});
       }
+      auto oauth_purged = oauth->PurgeExpired(10000);
+      if (!oauth_purged.ok()) {
+        log::Warn("oauth", "purge of expired codes and tokens failed", {{"error", oauth_purged.status().ToString()}});
+      } else if (*oauth_purged > 0) {
+        log::Info("oauth", "purged expired codes and tokens", {{"count", *oauth_purged}});
+      }
       // A full batch means more may be waiting.
-      net::post(ioc, [this, full = purged.ok() && *purged == 10000] {
+      const bool full = (purged.ok() && *purged == 10000) || (oauth_purged.ok() && *oauth_purged == 10000);
+      net::post(ioc, [this, full] {
         if (!stopping) SchedulePurge(full ? std::chrono::seconds(1) : std::chrono::hours(1));
       });
     });

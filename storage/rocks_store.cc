@@ -44,6 +44,16 @@ std::string_view FamilyName(Family family) {
       return "collections";
     case Family::kShareSlugs:
       return "share_slugs";
+    case Family::kOAuthClients:
+      return "oauth_clients";
+    case Family::kOAuthCodes:
+      return "oauth_codes";
+    case Family::kOAuthTokens:
+      return "oauth_tokens";
+    case Family::kOAuthGrants:
+      return "oauth_grants";
+    case Family::kOAuthGrantTokens:
+      return "oauth_grant_tokens";
   }
   return "unknown";
 }

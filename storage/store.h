@@ -42,11 +42,18 @@ enum class Family : uint8_t {
   kRecheckQueue = 9,   // 16-digit due time + '/' + account id + '/' + badge id -> ""
   kCollections = 10,   // account id + '/' + collection id -> collection record (JSON)
   kShareSlugs = 11,    // share slug -> account id + '/' + collection id
+  kOAuthClients = 12,  // OAuth client id -> registered client (JSON); docs/api.md ("OAuth 2.0", "Storage")
+  kOAuthCodes = 13,    // sha256(authorization code) -> code record (JSON)
+  kOAuthTokens = 14,   // sha256(access or refresh token) -> token record (JSON)
+  kOAuthGrants = 15,   // account id + '/' + client id -> what the earner granted (JSON)
+  kOAuthGrantTokens = 16,  // account id + '/' + client id + '/' + chain + '/' + sha256(token) -> ""
 };
 inline constexpr Family kAllFamilies[] = {
     Family::kMeta,        Family::kAccounts,      Family::kEmailIndex, Family::kSessions,
     Family::kAccountTokens, Family::kMailTokens,  Family::kBadges,     Family::kBadgeBlobs,
     Family::kBadgeKeys,   Family::kRecheckQueue,  Family::kCollections, Family::kShareSlugs,
+    Family::kOAuthClients, Family::kOAuthCodes,   Family::kOAuthTokens, Family::kOAuthGrants,
+    Family::kOAuthGrantTokens,
 };
 std::string_view FamilyName(Family family);
 

@@ -81,6 +81,10 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.mail.smtp_password, b.mail.smtp_password);
   EXPECT_EQ(a.mail.smtp_timeout_ms, b.mail.smtp_timeout_ms);
   EXPECT_EQ(a.mail.retry_max_hours, b.mail.retry_max_hours);
+  EXPECT_EQ(a.oauth.access_token_ttl_seconds, b.oauth.access_token_ttl_seconds);
+  EXPECT_EQ(a.oauth.refresh_token_ttl_days, b.oauth.refresh_token_ttl_days);
+  EXPECT_EQ(a.oauth.code_ttl_seconds, b.oauth.code_ttl_seconds);
+  EXPECT_EQ(a.oauth.registrations_per_hour, b.oauth.registrations_per_hour);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
 }
@@ -286,6 +290,27 @@ TEST(Validate, BadgeRetryBoundsAreOrdered) {
   ASSERT_FALSE(parsed.ok());
   EXPECT_NE(parsed.status().message().find("badges.reverify_interval_hours"), std::string::npos)
       << parsed.status().message();
+}
+
+TEST(ParseConfig, OAuthTable) {
+  auto config = ParseConfig(
+      "[oauth]\naccess_token_ttl_seconds = 2\nrefresh_token_ttl_days = 7\ncode_ttl_seconds = 30\n"
+      "registrations_per_hour = 5\n",
+      kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->oauth.access_token_ttl_seconds, 2);
+  EXPECT_EQ(config->oauth.refresh_token_ttl_days, 7);
+  EXPECT_EQ(config->oauth.code_ttl_seconds, 30);
+  EXPECT_EQ(config->oauth.registrations_per_hour, 5);
+  EXPECT_EQ(Config{}.oauth.access_token_ttl_seconds, 3600);
+  EXPECT_EQ(Config{}.oauth.refresh_token_ttl_days, 30);
+  EXPECT_EQ(Config{}.oauth.code_ttl_seconds, 60);
+  EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\naccess_token_ttl_seconds = 0\n"),
+                        {"oauth.access_token_ttl_seconds", "1..86400"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\ncode_ttl_seconds = 3600\n"), {"oauth.code_ttl_seconds"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\nrefresh_token_ttl_days = \"30\"\n"),
+                        {"oauth.refresh_token_ttl_days", "integer"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\nclient_ttl = 1\n"), {"oauth.client_ttl"}));
 }
 
 TEST(Validate, ListenMustBeHostPort) {
