@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev nlohmann-json3-dev librocksdb-dev libfmt-dev libtomlplusplus-dev
+  zlib1g-dev
 )
 # chromium renders share pages headless in tests/integration/share_test.cc.
 TEST_PACKAGES=(libgtest-dev python3 python3-aiosmtpd openssl chromium fonts-dejavu-core)

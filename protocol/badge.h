@@ -1,5 +1,6 @@
 // The normalised model of an awarded Open Badge, whatever version it was
-// issued in (0.5, 1.0, 1.1, 2.0; 3.0 has a version number but no parser yet).
+// issued in (0.5, 1.0, 1.1, 2.0; 3.0 credentials are read by
+// protocol/credential.h).
 //
 // protocol/assertion.h fills it: parsing the assertion gives what the
 // assertion itself says; checking it against its fetched BadgeClass and

@@ -556,6 +556,18 @@ Result<PublicKey> PublicKey::FromJwkObject(const json& jwk) {
   return KeyAccess::MakePublic(std::move(*impl));
 }
 
+Result<PublicKey> PublicKey::FromEd25519Raw(std::string_view raw) {
+  ErrorQueueScope errors;
+  if (raw.size() != 32) {
+    return InvalidArgument("an Ed25519 public key is 32 bytes, got " + std::to_string(raw.size()));
+  }
+  PkeyPtr pkey(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, Bytes(raw), raw.size()));
+  if (!pkey) return CryptoFailure("EVP_PKEY_new_raw_public_key_ex");
+  auto impl = ClassifyKey(std::move(pkey));
+  if (!impl.ok()) return impl.status();
+  return KeyAccess::MakePublic(std::move(*impl));
+}
+
 KeyType PublicKey::type() const { return impl_->type; }
 int PublicKey::bits() const { return impl_->bits; }
 const std::string& PublicKey::ToJwk() const { return impl_->jwk; }

@@ -62,6 +62,9 @@ class PublicKey {
   // must be "sig", and "alg", when present, must be the key type's algorithm.
   static Result<PublicKey> FromJwk(std::string_view jwk_json);
   static Result<PublicKey> FromJwkObject(const nlohmann::json& jwk);
+  // An Ed25519 key from its 32 raw bytes (RFC 8032), as did:key and Multikey
+  // carry it.
+  static Result<PublicKey> FromEd25519Raw(std::string_view raw);
 
   KeyType type() const;
   int bits() const;  // RSA modulus size; 256 for P-256 and Ed25519

@@ -51,6 +51,9 @@ inline constexpr std::string_view kRevocationList = "REVOCATION_LIST";
 inline constexpr std::string_view kValidateRecipient = "VALIDATE_RECIPIENT";
 inline constexpr std::string_view kSigningKey = "SIGNING_KEY";
 inline constexpr std::string_view kVerifySignature = "VERIFY_SIGNATURE";
+// Checking an OB 3.0 credential (protocol/credential.h; docs/credentials.md).
+inline constexpr std::string_view kVerifyProof = "VERIFY_PROOF";
+inline constexpr std::string_view kCredentialStatus = "CREDENTIAL_STATUS";
 // The report itself.
 inline constexpr std::string_view kReportTruncated = "REPORT_TRUNCATED";
 }  // namespace check
