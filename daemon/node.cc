@@ -24,6 +24,7 @@
 #include "daemon/account_api.h"
 #include "daemon/accounts.h"
 #include "daemon/badge_api.h"
+#include "daemon/badge_connect.h"
 #include "daemon/badge_verifier.h"
 #include "daemon/badges.h"
 #include "daemon/collection_api.h"
@@ -197,6 +198,8 @@ Status Node::Start() {
   RegisterBadgeRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges);
   RegisterCollectionRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges, d.public_url);
   RegisterOAuthRoutes(d.router, *d.oauth, *d.accounts, cfg.accounts, d.public_url);
+  RegisterBadgeConnectRoutes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url,
+                             cfg.server.node_name);
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 
@@ -233,7 +236,8 @@ void Node::Impl::RegisterNodeRoutes() {
                     {"share", "/share/{slug}"},
                     {"displayer", "/displayer"},
                     {"oauth_metadata", "/.well-known/oauth-authorization-server"},
-                    {"authorized_apps", "/api/v1/account/apps"}};
+                    {"authorized_apps", "/api/v1/account/apps"},
+                    {"badgeconnect", "/.well-known/badgeconnect.json"}};
   node_document = federation::ToJson(node);
 
   router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {

@@ -17,6 +17,7 @@
 
 #include "daemon/oauth.h"
 #include "tests/support/local_http_server.h"
+#include "tests/support/oauth_flow.h"
 #include "tests/support/test_http.h"
 
 namespace backpack::testing {
@@ -26,125 +27,10 @@ using nlohmann::json;
 
 constexpr char kPassword[] = "correct horse battery";
 constexpr char kRedirect[] = "https://issuer.example/o/redirect";
-constexpr char kVerifier[] = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-constexpr char kChallenge[] = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+constexpr const char* kVerifier = kPkceVerifier;
 const std::string kCreate(kScopeObV2p1AssertionCreate);
 const std::string kRead(kScopeObV2p1AssertionReadonly);
 const std::string kUpsert(kScopeObV3p0CredentialUpsert);
-
-std::string Encode(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-std::string Form(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::string out;
-  for (const auto& [k, v] : fields) {
-    if (!out.empty()) out += '&';
-    out += Encode(k) + "=" + Encode(v);
-  }
-  return out;
-}
-
-std::string Decode(const std::string& text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      out.push_back(static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(text[i] == '+' ? ' ' : text[i]);
-    }
-  }
-  return out;
-}
-
-// The query parameters of a URL.
-std::map<std::string, std::string> QueryOf(const std::string& url) {
-  std::map<std::string, std::string> out;
-  const size_t q = url.find('?');
-  if (q == std::string::npos) return out;
-  std::stringstream pairs(url.substr(q + 1));
-  std::string pair;
-  while (std::getline(pairs, pair, '&')) {
-    const size_t eq = pair.find('=');
-    out[Decode(pair.substr(0, eq))] = eq == std::string::npos ? "" : Decode(pair.substr(eq + 1));
-  }
-  return out;
-}
-
-std::string HtmlUnescape(std::string s) {
-  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}}) {
-    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
-      s.replace(at, from.size(), to);
-    }
-  }
-  return s;
-}
-
-// The hidden fields of the page's form, in order.
-std::vector<std::pair<std::string, std::string>> HiddenFields(const std::string& html) {
-  std::vector<std::pair<std::string, std::string>> out;
-  static const std::regex re("<input type=\"hidden\" name=\"([^\"]+)\" value=\"([^\"]*)\">");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), re); it != std::sregex_iterator(); ++it) {
-    out.emplace_back(HtmlUnescape((*it)[1]), HtmlUnescape((*it)[2]));
-  }
-  return out;
-}
-
-std::string Field(const std::vector<std::pair<std::string, std::string>>& fields, const std::string& name) {
-  for (const auto& [k, v] : fields) {
-    if (k == name) return v;
-  }
-  return {};
-}
-
-// A browser's cookie jar: what Set-Cookie said, sent back as Cookie.
-class CookieJar {
- public:
-  void Take(const Reply& r) {
-    const std::string header = r.Header("set-cookie");
-    if (header.empty()) return;
-    const std::string pair = header.substr(0, header.find(';'));
-    const size_t eq = pair.find('=');
-    cookies_[pair.substr(0, eq)] = pair.substr(eq + 1);
-    attributes_[pair.substr(0, eq)] = header.substr(std::min(header.size(), header.find(';')));
-  }
-  std::string Header() const {
-    std::string out;
-    for (const auto& [k, v] : cookies_) out += (out.empty() ? "" : "; ") + k + "=" + v;
-    return out;
-  }
-  std::string Get(const std::string& name) const {
-    auto it = cookies_.find(name);
-    return it == cookies_.end() ? std::string() : it->second;
-  }
-  std::string Attributes(const std::string& name) const {
-    auto it = attributes_.find(name);
-    return it == attributes_.end() ? std::string() : it->second;
-  }
-  void Set(const std::string& name, const std::string& value) { cookies_[name] = value; }
-  void Clear() { cookies_.clear(); }
-
- private:
-  std::map<std::string, std::string> cookies_;
-  std::map<std::string, std::string> attributes_;
-};
-
-struct Client {
-  std::string id;
-  std::string secret;
-};
 
 // The chromium binary on PATH, or "".
 std::string FindChromium() {
@@ -164,58 +50,23 @@ class OAuthApiTest : public ::testing::Test {
  protected:
   void StartNode(const std::string& extra_toml = {}) {
     node_ = std::make_unique<NodeProcess>(dir_.path() + "/data", extra_toml);
+    browser_.set_node(node_.get());
     ASSERT_TRUE(node_->Start()) << node_->ReadLog();
     session_ = SignUpVerified(*node_, dir_.path() + "/data/outbox", email_, kPassword);
     ASSERT_FALSE(session_.empty()) << node_->ReadLog();
   }
 
-  // Requests as the browser: the jar's cookies go along, Set-Cookie is kept.
   Reply Browse(const std::string& method, const std::string& target, const std::string& form = {}) {
-    RequestSpec spec{method, target, form, form.empty() && method == "GET" ? "" : "application/x-www-form-urlencoded",
-                     "",     {}};
-    if (!jar_.Header().empty()) spec.headers["Cookie"] = jar_.Header();
-    Reply r = node_->Call(spec);
-    jar_.Take(r);
-    return r;
+    return browser_.Browse(method, target, form);
   }
 
   Reply PostJson(const std::string& target, const json& body) {
     return node_->Call({"POST", target, body.dump(), "application/json", "", {}});
   }
 
-  // A form post by the client, authenticated with HTTP Basic when `basic`.
   Reply ClientPost(const std::string& target, const Client& client,
                    std::vector<std::pair<std::string, std::string>> fields, bool basic = true) {
-    RequestSpec spec{"POST", target, "", "application/x-www-form-urlencoded", "", {}};
-    if (basic) {
-      spec.headers["Authorization"] = "Basic " + Base64(Encode(client.id) + ":" + Encode(client.secret));
-    } else {
-      fields.emplace_back("client_id", client.id);
-      if (!client.secret.empty()) fields.emplace_back("client_secret", client.secret);
-    }
-    spec.body = Form(fields);
-    return node_->Call(spec);
-  }
-
-  static std::string Base64(const std::string& in) {
-    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-      const uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-      for (int s : {18, 12, 6, 0}) out += kAlphabet[(n >> s) & 63];
-    }
-    if (i + 1 == in.size()) {
-      const uint32_t n = uint8_t(in[i]) << 16;
-      out += kAlphabet[(n >> 18) & 63];
-      out += kAlphabet[(n >> 12) & 63];
-      out += "==";
-    } else if (i + 2 == in.size()) {
-      const uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-      for (int s : {18, 12, 6}) out += kAlphabet[(n >> s) & 63];
-      out += "=";
-    }
-    return out;
+    return testing::ClientPost(*node_, target, client, std::move(fields), basic);
   }
 
   Client Register(json extra = json::object()) {
@@ -223,71 +74,29 @@ class OAuthApiTest : public ::testing::Test {
                  {"redirect_uris", {kRedirect}},  {"grant_types", {"authorization_code", "refresh_token"}},
                  {"response_types", {"code"}},    {"scope", kCreate + " " + kRead}};
     body.update(extra);
-    Reply r = PostJson("/oauth/register", body);
-    EXPECT_EQ(r.status, 201) << r.body;
-    const json j = json::parse(r.body, nullptr, false);
-    return {j.value("client_id", ""), j.value("client_secret", "")};
+    const Client client = RegisterClient(*node_, body.dump());
+    EXPECT_FALSE(client.id.empty());
+    return client;
   }
 
   std::string AuthorizeTarget(const Client& client, std::vector<std::pair<std::string, std::string>> extra = {},
                               const std::string& scope = {}) {
-    std::vector<std::pair<std::string, std::string>> params = {{"response_type", "code"},
-                                                               {"client_id", client.id},
-                                                               {"redirect_uri", kRedirect},
-                                                               {"scope", scope.empty() ? kCreate : scope},
-                                                               {"state", "xyz<&>"},
-                                                               {"code_challenge", kChallenge},
-                                                               {"code_challenge_method", "S256"}};
-    for (const auto& [k, v] : extra) {
-      bool replaced = false;
-      for (auto& p : params) {
-        if (p.first == k) p.second = v, replaced = true;
-      }
-      if (!replaced) params.emplace_back(k, v);
-    }
-    std::vector<std::pair<std::string, std::string>> kept;
-    for (const auto& p : params) {
-      if (!p.second.empty()) kept.push_back(p);
-    }
-    return "/oauth/authorize?" + Form(kept);
+    return testing::AuthorizeTarget(client, kRedirect, scope.empty() ? kCreate : scope, extra);
   }
 
-  // Signs in through the sign-in page `page`; returns the consent page.
-  Reply SignIn(const Reply& page, const std::string& password = kPassword) {
-    const auto fields = HiddenFields(page.body);
-    Reply posted = Browse("POST", "/oauth/sign-in",
-                          Form({{"csrf", Field(fields, "csrf")},
-                                {"request", Field(fields, "request")},
-                                {"email", email_},
-                                {"password", password}}));
-    if (posted.status != 303) return posted;
-    return Browse("GET", posted.Header("location"));
-  }
-
-  // Answers the consent page; returns the redirect.
-  Reply Decide(const Reply& consent, const std::string& decision) {
-    auto fields = HiddenFields(consent.body);
-    fields.emplace_back("decision", decision);
-    return Browse("POST", "/oauth/authorize", Form(fields));
-  }
+  Reply SignIn(const Reply& page, const std::string& password = kPassword) { return browser_.SignIn(page, password); }
+  Reply Decide(const Reply& consent, const std::string& decision) { return browser_.Decide(consent, decision); }
 
   // The whole browser part: a code for `client`.
   std::string Code(const Client& client, const std::string& scope = {}) {
-    Reply page = Browse("GET", AuthorizeTarget(client, {}, scope));
-    if (page.body.find("Sign in to your backpack") != std::string::npos) page = SignIn(page);
-    EXPECT_EQ(page.status, 200) << page.body;
-    Reply redirect = Decide(page, "approve");
-    EXPECT_EQ(redirect.status, 302) << redirect.body;
-    return QueryOf(redirect.Header("location"))["code"];
+    const std::string code = browser_.Code(AuthorizeTarget(client, {}, scope));
+    EXPECT_FALSE(code.empty());
+    return code;
   }
 
   json Exchange(const Client& client, const std::string& code, int expected_status = 200,
                 const std::string& verifier = kVerifier) {
-    Reply r = ClientPost("/oauth/token", client,
-                         {{"grant_type", "authorization_code"},
-                          {"code", code},
-                          {"redirect_uri", kRedirect},
-                          {"code_verifier", verifier}});
+    Reply r = ExchangeCode(*node_, client, code, kRedirect, verifier);
     EXPECT_EQ(r.status, expected_status) << r.body;
     return json::parse(r.body, nullptr, false);
   }
@@ -340,7 +149,8 @@ class OAuthApiTest : public ::testing::Test {
   std::unique_ptr<NodeProcess> node_;
   std::string email_ = "ada@learner.example";
   std::string session_;
-  CookieJar jar_;
+  OAuthBrowser browser_{email_, kPassword};
+  CookieJar& jar_ = browser_.jar();
   int renders_ = 0;
   std::string last_chromium_log_;
 };
@@ -669,7 +479,7 @@ TEST_F(OAuthApiTest, RequestErrorsGoBackToTheClientOnceTheRedirectUriIsKnown) {
   EXPECT_EQ(error_of(AuthorizeTarget(client, {{"code_challenge_method", "plain"}})), "invalid_request");
   EXPECT_EQ(error_of(AuthorizeTarget(client, {{"code_challenge", ""}})), "invalid_request");
   EXPECT_EQ(error_of(AuthorizeTarget(client, {{"response_type", "token"}})), "unsupported_response_type");
-  EXPECT_EQ(error_of(AuthorizeTarget(client) + "&scope=" + Encode(kRead)), "invalid_request");  // repeated
+  EXPECT_EQ(error_of(AuthorizeTarget(client) + "&scope=" + FormEncode(kRead)), "invalid_request");  // repeated
 }
 
 TEST_F(OAuthApiTest, UnknownClientOrRedirectUriIsShownNeverRedirected) {

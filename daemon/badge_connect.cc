@@ -1,0 +1,509 @@
+#include "daemon/badge_connect.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "daemon/accounts.h"
+#include "daemon/api_util.h"
+#include "daemon/badges.h"
+#include "daemon/http.h"
+#include "daemon/oauth.h"
+#include "daemon/rate_limiter.h"
+#include "protocol/assertion.h"
+#include "protocol/email_address.h"
+#include "protocol/encoding.h"
+
+namespace backpack {
+
+using nlohmann::json;
+namespace bhttp = http::bhttp;
+
+namespace {
+
+using http::Context;
+using http::Exec;
+using http::Response;
+
+constexpr std::string_view kApiPath = "/ims/ob/v2p1";
+constexpr std::string_view kManifestPath = "/.well-known/badgeconnect.json";
+constexpr std::string_view kManifestContext = "https://purl.imsglobal.org/spec/ob/v2p1/ob_v2p1.jsonld";
+constexpr std::string_view kObV2Context = "https://w3id.org/openbadges/v2";
+// The specification sets no default page size; 10 is the page of its examples.
+constexpr size_t kDefaultLimit = 10;
+constexpr size_t kMaxLimit = 100;
+constexpr size_t kListBatch = 200;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// --- The envelope --------------------------------------------------------------------
+
+// {"status": {"error", "statusCode", "statusText"}} plus `results`.
+// `status_text` "" leaves statusText out: the specification enumerates no
+// value for some codes (429, 5xx), and only statusCode is required.
+Response Envelope(bhttp::status code, std::string_view status_text, std::string_view error, json results = {}) {
+  json status = {{"error", error.empty() ? json(nullptr) : json(std::string(error))},
+                 {"statusCode", static_cast<int>(code)}};
+  if (!status_text.empty()) status["statusText"] = std::string(status_text);
+  json body = results.is_object() ? std::move(results) : json::object();
+  body["status"] = std::move(status);
+  return http::JsonResponse(code, Dump(body));
+}
+
+Response Ok(json results = {}) { return Envelope(bhttp::status::ok, "OK", {}, std::move(results)); }
+
+Response BadRequest(std::string_view status_text, std::string_view error) {
+  return Envelope(bhttp::status::bad_request, status_text, error);
+}
+
+// A failed service call, mapped to its HTTP status by the node's one mapping
+// (which also logs internal detail and hides it), in the envelope.
+Response Failed(const Status& s, const Context& ctx) {
+  Response plain = http::StatusResponse(s, ctx.request_id);
+  const json parsed = json::parse(plain.body(), nullptr, false);
+  std::string message = "the request failed";
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    message = parsed["error"].value("message", message);
+  }
+  std::string_view text;
+  switch (plain.result()) {
+    case bhttp::status::bad_request: text = "BAD_REQUEST"; break;
+    case bhttp::status::unauthorized: text = "UNAUTHENTICATED"; break;
+    case bhttp::status::forbidden: text = "PERMISSION_DENIED"; break;
+    case bhttp::status::not_found: text = "NOT_FOUND"; break;
+    default: break;
+  }
+  Response res = Envelope(plain.result(), text, message);
+  for (const auto field : {bhttp::field::retry_after, bhttp::field::www_authenticate}) {
+    if (auto it = plain.find(field); it != plain.end()) res.set(field, it->value());
+  }
+  return res;
+}
+
+Response TooMany(std::chrono::seconds wait, std::string_view what) {
+  const int64_t seconds = std::max<int64_t>(1, wait.count());
+  Response res = Envelope(bhttp::status::too_many_requests, {},
+                          fmt::format("too many {}; retry after {} seconds", what, seconds));
+  res.set(bhttp::field::retry_after, std::to_string(seconds));
+  return res;
+}
+
+// --- Access tokens ---------------------------------------------------------------------
+
+// Wraps fn(Context&, const std::string& account) so that it runs only for an
+// access token with `scope`: 401 (no, unknown, expired or revoked token) or
+// 403 (insufficient_scope) otherwise, with the RFC 6750 challenge.
+template <class Fn>
+http::Handler WithScope(OAuthService& oauth, std::string_view scope, Fn fn) {
+  return [&oauth, scope, fn = std::move(fn)](Context& ctx) -> Response {
+    const std::string token = api::BearerToken(ctx);
+    Result<AccessGrant> grant =
+        token.empty() ? Result<AccessGrant>(Unauthenticated("an access token is required")) : oauth.Authenticate(token, scope);
+    if (grant.ok()) return fn(ctx, grant->account_id);
+    const Status& s = grant.status();
+    Response res;
+    if (s.code() == StatusCode::kUnauthenticated) {
+      res = Envelope(bhttp::status::unauthorized, "UNAUTHENTICATED",
+                     token.empty() ? "an access token is required" : "the access token is not valid");
+    } else if (s.code() == StatusCode::kPermissionDenied) {
+      res = Envelope(bhttp::status::forbidden, "PERMISSION_DENIED",
+                     fmt::format("the access token lacks the scope {}", scope));
+    } else {
+      return Failed(s, ctx);
+    }
+    res.set(bhttp::field::www_authenticate, BearerChallenge(s, scope, !token.empty()));
+    return res;
+  };
+}
+
+// --- Query parameters ------------------------------------------------------------------
+
+// A decimal integer in [min, max]; nullopt otherwise.
+std::optional<size_t> ParseCount(std::string_view text, size_t min, size_t max) {
+  size_t n = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, n);
+  if (text.empty() || ec != std::errc() || ptr != end || n < min || n > max) return std::nullopt;
+  return n;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date.
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// An RFC 3339 date-time with a time zone ("2024-05-01T10:00:00Z",
+// "...10:00:00.5+02:00"), as Unix seconds (fractions dropped).
+std::optional<int64_t> ParseRfc3339(std::string_view t) {
+  auto digits = [&t](size_t at, size_t n) -> std::optional<unsigned> {
+    if (at + n > t.size()) return std::nullopt;
+    unsigned v = 0;
+    for (size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return std::nullopt;
+      v = v * 10 + static_cast<unsigned>(t[i] - '0');
+    }
+    return v;
+  };
+  auto at = [&t](size_t i, char c) { return i < t.size() && t[i] == c; };
+  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
+  const auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || !at(4, '-') || !at(7, '-') ||
+      !(at(10, 'T') || at(10, 't')) || !at(13, ':') || !at(16, ':')) {
+    return std::nullopt;
+  }
+  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+    return std::nullopt;
+  }
+  size_t i = 19;
+  if (at(i, '.')) {
+    ++i;
+    const size_t start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == start) return std::nullopt;
+  }
+  int64_t offset = 0;
+  if (at(i, 'Z') || at(i, 'z')) {
+    ++i;
+  } else if (at(i, '+') || at(i, '-')) {
+    const auto oh = digits(i + 1, 2), om = digits(i + 4, 2);
+    if (!oh || !om || !at(i + 3, ':') || *oh > 23 || *om > 59) return std::nullopt;
+    offset = (at(i, '+') ? 1 : -1) * static_cast<int64_t>(*oh * 3600 + *om * 60);
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != t.size()) return std::nullopt;
+  return DaysFromCivil(*year, *month, *day) * 86400 + *hour * 3600 + *minute * 60 + std::min(*second, 59u) - offset;
+}
+
+// Percent-encodes everything but the unreserved characters (RFC 3986 2.3).
+std::string EncodeQueryValue(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
+        c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out += fmt::format("%{:02X}", u);
+    }
+  }
+  return out;
+}
+
+// --- Assertions --------------------------------------------------------------------------
+
+// Versions whose assertions have the "id" and "type" the specification's
+// Assertion requires; older ones (0.5, 1.0) are not listed.
+bool Listable(const BadgeRecord& r) { return r.spec_version == "1.1" || r.spec_version == "2.0"; }
+
+// The earner's accepted, listable badges imported at or after `since`,
+// newest first.
+Result<std::vector<BadgeRecord>> AcceptedBadges(BadgeService& badges, const std::string& account,
+                                                std::optional<int64_t> since) {
+  std::vector<BadgeRecord> out;
+  std::string cursor;
+  do {
+    auto page = badges.List(account, BadgeState::kAccepted, kListBatch, cursor);
+    if (!page.ok()) return page.status();
+    for (BadgeRecord& r : page->badges) {
+      if (Listable(r) && (!since || r.imported_at >= *since)) out.push_back(std::move(r));
+    }
+    cursor = std::move(page->next_cursor);
+  } while (!cursor.empty());
+  return out;
+}
+
+// The Link header (first, last, and prev / next where they exist).
+std::string PageLinks(const std::string& base, size_t limit, size_t offset, size_t total, const std::string& since) {
+  const std::string tail = since.empty() ? std::string() : "&since=" + EncodeQueryValue(since);
+  auto link = [&](size_t at, std::string_view rel) {
+    return fmt::format("<{}?limit={}&offset={}{}>; rel=\"{}\"", base, limit, at, tail, rel);
+  };
+  std::vector<std::string> links;
+  if (offset + limit < total) links.push_back(link(offset + limit, "next"));
+  links.push_back(link(total == 0 ? 0 : (total - 1) / limit * limit, "last"));
+  links.push_back(link(0, "first"));
+  if (offset > 0) links.push_back(link(offset > limit ? offset - limit : 0, "prev"));
+  std::string out;
+  for (const std::string& l : links) out += (out.empty() ? "" : ", ") + l;
+  return out;
+}
+
+// What an Assertion Payload asks to import, or the 400 to answer. A
+// signedAssertion wins over an assertion (the specification: the unsigned
+// one is then ignored). An assertion that is only a reference ({"id": URL},
+// perhaps with "type" and "@context") is fetched from that URL, like a
+// hosted badge; a full one is checked as given.
+std::variant<VerifyRequest, Response> ReadPayload(const Context& ctx) {
+  auto body = api::JsonBody(ctx);
+  if (std::holds_alternative<Response>(body)) {
+    return BadRequest("REQUEST_VALIDATION_ERROR", "the body must be a JSON object (application/json)");
+  }
+  const json& j = std::get<json>(body);
+  VerifyRequest request;
+  if (j.contains("signedAssertion") && !j["signedAssertion"].is_null()) {
+    if (!j["signedAssertion"].is_string()) {
+      return BadRequest("REQUEST_VALIDATION_ERROR", "signedAssertion must be a string (compact JWS)");
+    }
+    request.kind = InputKind::kJws;
+    request.data = j["signedAssertion"].get<std::string>();
+    return request;
+  }
+  if (!j.contains("assertion") || !j["assertion"].is_object()) {
+    return BadRequest("REQUEST_VALIDATION_ERROR", "give an assertion object or a signedAssertion string");
+  }
+  const json& a = j["assertion"];
+  if (!a.contains("id") || !a["id"].is_string()) {
+    return BadRequest("REQUEST_VALIDATION_ERROR", "the assertion has no string id");
+  }
+  const bool reference = std::all_of(a.items().begin(), a.items().end(), [](const auto& item) {
+    return item.key() == "id" || item.key() == "type" || item.key() == "@context";
+  });
+  if (reference) {
+    request.kind = InputKind::kUrl;
+    request.data = a["id"].get<std::string>();
+    return request;
+  }
+  request.kind = InputKind::kAssertion;
+  // The issuer's bytes as sent, not a re-serialisation.
+  auto span = protocol::RawJsonMember(ctx.request.body(), "assertion");
+  request.data = span ? std::string(*span) : a.dump();
+  return request;
+}
+
+// The 400 for a badge that did not verify: RECIPIENT_PROFILE_MISMATCH when
+// the recipient is not one of the earner's verified addresses, else
+// INVALID_BADGE; the error names the first failed check.
+Response Refused(const std::string& report_json) {
+  const json report = json::parse(report_json, nullptr, false);
+  std::string text = "INVALID_BADGE";
+  std::string error = "the badge did not verify";
+  if (report.is_object() && report.contains("messages") && report["messages"].is_array()) {
+    for (const json& m : report["messages"]) {
+      if (!m.is_object() || m.value("messageLevel", "") != "ERROR") continue;
+      const std::string name = m.value("name", "");
+      if (name == "VALIDATE_RECIPIENT") text = "RECIPIENT_PROFILE_MISMATCH";
+      error = fmt::format("{}: {}", name, m.value("message", ""));
+      break;
+    }
+  }
+  return BadRequest(text, error);
+}
+
+// --- Profile -------------------------------------------------------------------------------
+
+// A stable IRI for the earner's profile on this node that does not reveal
+// the account id: a UUID (RFC 9562 version 8) from a SHA-256 of both.
+std::string ProfileId(const std::string& public_url, const std::string& account) {
+  std::string h = protocol::Sha256Hex("backpackd badge connect profile\n" + public_url + "\n" + account).substr(0, 32);
+  h[12] = '8';
+  h[16] = "89ab"[(h[16] >= 'a' ? h[16] - 'a' + 10 : h[16] - '0') & 3];
+  return fmt::format("urn:uuid:{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4), h.substr(16, 4),
+                     h.substr(20));
+}
+
+json ProfileJson(const AccountView& a, const std::string& public_url) {
+  json p = {{"@context", kObV2Context}, {"id", ProfileId(public_url, a.id)}, {"type", "Profile"}};
+  if (!a.display_name.empty()) p["name"] = a.display_name;
+  for (const EmailView& e : a.emails) {
+    if (e.primary && e.verified) p["email"] = e.address;
+  }
+  return p;
+}
+
+std::string HostOf(std::string_view url) {
+  const size_t scheme = url.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  return std::string(rest.substr(0, rest.find('/')));
+}
+
+}  // namespace
+
+void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, AccountService& accounts,
+                                BadgeService& badges, const config::BadgesConfig& badges_config,
+                                const std::string& public_url, const std::string& node_name) {
+  const std::string api_base = public_url + std::string(kApiPath);
+
+  // --- The manifest ----------------------------------------------------------------------
+  const std::string manifest = Dump(json{
+      {"@context", kManifestContext},
+      {"id", public_url + std::string(kManifestPath)},
+      {"type", "Manifest"},
+      {"badgeConnectAPI",
+       {{{"type", "BadgeConnectAPI"},
+         {"name", node_name.empty() ? HostOf(public_url) : node_name},
+         {"apiBase", api_base},
+         {"version", "v2p1"},
+         {"scopesOffered",
+          {kScopeObV2p1AssertionReadonly, kScopeObV2p1AssertionCreate, kScopeObV2p1ProfileReadonly,
+           kScopeObV2p1ProfileUpdate}},
+         {"registrationUrl", public_url + "/oauth/register"},
+         {"authorizationUrl", public_url + "/oauth/authorize"},
+         {"tokenUrl", public_url + "/oauth/token"},
+         {"tokenRevocationUrl", public_url + "/oauth/revoke"}}}}});
+  router.Add(bhttp::verb::get, std::string(kManifestPath), Exec::kInline, [manifest](Context&) {
+    Response res = http::JsonResponse(bhttp::status::ok, manifest);
+    res.set(bhttp::field::access_control_allow_origin, "*");
+    res.set(bhttp::field::cache_control, "public, max-age=300");
+    return res;
+  });
+
+  // --- Assertions ----------------------------------------------------------------------------
+  router.Add(
+      bhttp::verb::get, std::string(kApiPath) + "/assertions", Exec::kWorker,
+      WithScope(oauth, kScopeObV2p1AssertionReadonly,
+                [&badges, api_base](Context& ctx, const std::string& account) -> Response {
+                  size_t limit = kDefaultLimit;
+                  size_t offset = 0;
+                  std::optional<int64_t> since;
+                  const std::string limit_text = http::QueryParam(ctx.query, "limit");
+                  const std::string offset_text = http::QueryParam(ctx.query, "offset");
+                  const std::string since_text = http::QueryParam(ctx.query, "since");
+                  if (!limit_text.empty()) {
+                    // Larger pages are cut to kMaxLimit; the Link header says so.
+                    auto n = ParseCount(limit_text, 1, SIZE_MAX / 2);
+                    if (!n) return BadRequest("REQUEST_VALIDATION_ERROR", "limit must be an integer of at least 1");
+                    limit = std::min(*n, kMaxLimit);
+                  }
+                  if (!offset_text.empty()) {
+                    auto n = ParseCount(offset_text, 0, SIZE_MAX / 2);
+                    if (!n) return BadRequest("REQUEST_VALIDATION_ERROR", "offset must be an integer of at least 0");
+                    offset = *n;
+                  }
+                  if (!since_text.empty()) {
+                    since = ParseRfc3339(since_text);
+                    if (!since) {
+                      return BadRequest("REQUEST_VALIDATION_ERROR",
+                                        "since must be an RFC 3339 date-time with a time zone");
+                    }
+                  }
+                  auto all = AcceptedBadges(badges, account, since);
+                  if (!all.ok()) return Failed(all.status(), ctx);
+                  const size_t total = all->size();
+                  json assertions = json::array();
+                  json signed_assertions = json::array();
+                  for (size_t i = offset; i < total && i < offset + limit; ++i) {
+                    auto original = badges.GetOriginal(account, (*all)[i].id);
+                    if (!original.ok()) return Failed(original.status(), ctx);
+                    if ((*all)[i].assertion_form == "jws") {
+                      signed_assertions.push_back(original->assertion);
+                      continue;
+                    }
+                    json a = json::parse(original->assertion, nullptr, false);
+                    // Stored only after it parsed and verified; a record that no
+                    // longer parses is left out rather than failing the page.
+                    if (a.is_object()) assertions.push_back(std::move(a));
+                  }
+                  json results = json::object();
+                  if (!assertions.empty()) results["assertions"] = std::move(assertions);
+                  if (!signed_assertions.empty()) results["signedAssertions"] = std::move(signed_assertions);
+                  Response res = Ok(std::move(results));
+                  res.set("X-Total-Count", std::to_string(total));
+                  res.set(bhttp::field::link, PageLinks(api_base + "/assertions", limit, offset, total, since_text));
+                  res.set(bhttp::field::cache_control, "no-store");
+                  return res;
+                }));
+
+  auto imports = std::make_shared<RateLimiter>(badges_config.imports_per_minute, std::chrono::minutes(1));
+  router.Add(bhttp::verb::post, std::string(kApiPath) + "/assertions", Exec::kWorker,
+             WithScope(oauth, kScopeObV2p1AssertionCreate,
+                       [&badges, imports](Context& ctx, const std::string& account) -> Response {
+                         std::chrono::seconds wait{};
+                         if (!imports->Allow(account, &wait)) return TooMany(wait, "assertions for this earner");
+                         auto input = ReadPayload(ctx);
+                         if (auto* err = std::get_if<Response>(&input)) return std::move(*err);
+                         ImportOptions options;
+                         options.state = BadgeState::kPending;
+                         auto result = badges.Import(account, std::get<VerifyRequest>(input), options);
+                         if (!result.ok()) {
+                           if (result.status().code() == StatusCode::kFailedPrecondition) {
+                             return BadRequest("BAD_REQUEST", result.status().message());
+                           }
+                           return Failed(result.status(), ctx);
+                         }
+                         if (result->outcome == ImportResult::Outcome::kRefused) return Refused(result->report_json);
+                         return Ok();
+                       }));
+
+  // --- Profile ----------------------------------------------------------------------------------
+  router.Add(bhttp::verb::get, std::string(kApiPath) + "/profile", Exec::kWorker,
+             WithScope(oauth, kScopeObV2p1ProfileReadonly,
+                       [&accounts, public_url](Context& ctx, const std::string& account) -> Response {
+                         auto view = accounts.GetAccount(account);
+                         if (!view.ok()) return Failed(view.status(), ctx);
+                         Response res = Ok({{"profile", ProfileJson(*view, public_url)}});
+                         res.set(bhttp::field::cache_control, "no-store");
+                         return res;
+                       }));
+
+  // The specification's POST /profile adds recipient identifiers. An email
+  // address is added unverified (a verification message goes to it) and
+  // appears in the profile once the earner verifies it. The name, the id and
+  // the type are the node's: they may be repeated unchanged, not changed.
+  router.Add(
+      bhttp::verb::post, std::string(kApiPath) + "/profile", Exec::kWorker,
+      WithScope(oauth, kScopeObV2p1ProfileUpdate,
+                [&accounts, public_url](Context& ctx, const std::string& account) -> Response {
+                  auto body = api::JsonBody(ctx);
+                  if (std::holds_alternative<Response>(body)) {
+                    return BadRequest("REQUEST_VALIDATION_ERROR", "the body must be a Profile (a JSON object)");
+                  }
+                  const json& p = std::get<json>(body);
+                  auto view = accounts.GetAccount(account);
+                  if (!view.ok()) return Failed(view.status(), ctx);
+                  const json current = ProfileJson(*view, public_url);
+                  std::string email;
+                  for (const auto& [key, value] : p.items()) {
+                    if (key == "@context") continue;
+                    if (key == "email") {
+                      if (!value.is_string()) return BadRequest("REQUEST_VALIDATION_ERROR", "email must be a string");
+                      email = value.get<std::string>();
+                      continue;
+                    }
+                    if ((key == "id" || key == "type" || key == "name") && current.contains(key) &&
+                        current[key] == value) {
+                      continue;
+                    }
+                    return BadRequest("BAD_REQUEST",
+                                      fmt::format("'{}' cannot be set through this API; the earner changes it in "
+                                                  "the backpack",
+                                                  key));
+                  }
+                  if (!email.empty()) {
+                    const bool known = std::any_of(view->emails.begin(), view->emails.end(),
+                                                   [&](const EmailView& e) {
+                                                     return protocol::NormalizeEmail(e.address) ==
+                                                            protocol::NormalizeEmail(email);
+                                                   });
+                    if (!known) {
+                      auto added = accounts.AddEmail(account, email);
+                      if (!added.ok()) {
+                        const StatusCode c = added.status().code();
+                        if (c == StatusCode::kInvalidArgument || c == StatusCode::kAlreadyExists ||
+                            c == StatusCode::kFailedPrecondition) {
+                          return BadRequest("BAD_REQUEST", added.status().message());
+                        }
+                        return Failed(added.status(), ctx);
+                      }
+                    }
+                  }
+                  Response res = Ok({{"profile", current}});
+                  res.set(bhttp::field::cache_control, "no-store");
+                  return res;
+                }));
+}
+
+}  // namespace backpack
