@@ -1235,7 +1235,7 @@ ProofResult CheckEmbeddedProof(const ParsedCredential& parsed, const CredentialP
   }
   if (!hook) {
     result.outcome = ProofOutcome::kNotChecked;
-    result.message = "Data Integrity proofs are not checked here (no canonicalisation available)";
+    result.message = "Data Integrity proofs are not checked here (no data_integrity_check given)";
     if (lookup.state == Resolver::KeyLookup::kFound) result.key_id = lookup.keys.front().id;
     return result;
   }

@@ -171,9 +171,10 @@ struct CredentialCheckOptions {
   // The earner's verified addresses; an emailAddress identifier must be one.
   std::vector<std::string> verified_emails;
   bool check_recipient = true;
-  // Verifies embedded Data Integrity proofs (canonicalisation lives
-  // elsewhere). Unset: such proofs are reported as not checked, and a
-  // credential with no other proof is not valid.
+  // Verifies embedded Data Integrity proofs: MakeDataIntegrityCheck() of
+  // protocol/data_integrity.h (eddsa-rdfc-2022, Ed25519Signature2020). Unset:
+  // such proofs are reported as not checked, and a credential with no other
+  // proof is not valid.
   DataIntegrityCheck data_integrity_check;
   size_t max_status_list_bytes = kDefaultMaxStatusListBytes;  // inflated bitstring cap
   ParseLimits limits;

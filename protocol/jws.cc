@@ -821,6 +821,26 @@ Status Verify(const Jws& jws, const PublicKey& key) {
   return Status::Ok();
 }
 
+Status VerifyEd25519(const PublicKey& key, std::string_view message, std::string_view signature) {
+  ErrorQueueScope errors;
+  if (key.type() != KeyType::kEd25519) {
+    return InvalidArgument("an Ed25519 signature needs an Ed25519 key, but the key given is " +
+                           std::string(KeyTypeName(key.type())));
+  }
+  if (signature.size() != 64) {
+    return InvalidArgument("Ed25519 signature is " + std::to_string(signature.size()) + " bytes; it must be 64");
+  }
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx) return CryptoFailure("EVP_MD_CTX_new");
+  if (EVP_DigestVerifyInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, KeyAccess::Get(key), nullptr) != 1) {
+    return CryptoFailure("EVP_DigestVerifyInit_ex");
+  }
+  if (EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(message), message.size()) != 1) {
+    return InvalidArgument("Ed25519 signature does not verify");
+  }
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------
 // Private keys and signing.
 
@@ -927,6 +947,27 @@ Result<std::string> Sign(const PrivateKey& key, std::string_view payload, const 
     signature = std::move(*raw);
   }
   return input + "." + Base64UrlEncode(signature);
+}
+
+Result<std::string> SignEd25519(const PrivateKey& key, std::string_view message) {
+  ErrorQueueScope errors;
+  if (key.type() != KeyType::kEd25519) {
+    return InvalidArgument("an Ed25519 signature needs an Ed25519 key, but the key given is " +
+                           std::string(KeyTypeName(key.type())));
+  }
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx) return CryptoFailure("EVP_MD_CTX_new");
+  if (EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, KeyAccess::Get(key), nullptr) != 1) {
+    return CryptoFailure("EVP_DigestSignInit_ex");
+  }
+  size_t size = 64;
+  std::string signature(size, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size, Bytes(message),
+                     message.size()) != 1 ||
+      size != 64) {
+    return CryptoFailure("EVP_DigestSign");
+  }
+  return signature;
 }
 
 }  // namespace backpack::protocol

@@ -140,6 +140,11 @@ class Jws {
 // JOSE form (r||s), not DER.
 Status Verify(const Jws& jws, const PublicKey& key);
 
+// A bare Ed25519 signature (RFC 8032, 64 bytes) of `message`, outside any
+// JWS, as Data Integrity proofs carry it. InvalidArgument when the key is
+// not Ed25519, the signature is not 64 bytes, or it does not verify.
+Status VerifyEd25519(const PublicKey& key, std::string_view message, std::string_view signature);
+
 // A private key for signing (the node's own issuer key, and tests).
 class PrivateKey {
  public:
@@ -178,5 +183,9 @@ struct JwsHeaderFields {
 // deterministic; ES256 draws a nonce from OpenSSL's random generator.
 Result<std::string> Sign(const PrivateKey& key, std::string_view payload,
                          const JwsHeaderFields& fields = {});
+
+// The bare 64-byte Ed25519 signature of `message` (deterministic).
+// InvalidArgument when the key is not Ed25519.
+Result<std::string> SignEd25519(const PrivateKey& key, std::string_view message);
 
 }  // namespace backpack::protocol

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "protocol/baking.h"
 #include "protocol/credential.h"
+#include "protocol/data_integrity.h"
 #include "protocol/did.h"
 #include "protocol/encoding.h"
 #include "protocol/jws.h"
@@ -1179,9 +1180,9 @@ TEST(Recipient, MatchesEmailIdentifiers) {
 //  - validity window and status (revoked / clear / list unusable);
 //  - VC-JWT signatures against the keys their headers carry;
 //  - which Data Integrity verification methods resolve to a key (did:key,
-//    the local did:web documents) and which do not.
-// Data Integrity signatures themselves are not checked here (no
-// canonicalisation in this library): they are counted, not judged.
+//    the local did:web documents) and which do not;
+//  - the Data Integrity signatures checks-here.json gives a verdict for,
+//    through MakeDataIntegrityCheck (protocol/data_integrity.h).
 
 std::filesystem::path VectorsDir() {
   if (const char* dir = std::getenv("BACKPACK_VECTORS_DIR")) return dir;
@@ -1283,9 +1284,10 @@ VectorRun RunVector(const std::string& bytes, const VectorWeb& web) {
   CredentialCheckOptions options;
   options.now = kNow;
   options.check_recipient = false;
-  options.data_integrity_check = [&run](const Json&, const Json& proof, const ResolvedKey& key) -> Status {
+  options.data_integrity_check = [&run, verify = MakeDataIntegrityCheck()](
+                                     const Json& credential, const Json& proof, const ResolvedKey& key) -> Status {
     run.resolved_keys.push_back(proof.value("verificationMethod", std::string()) + " -> " + key.id);
-    return FailedPrecondition("Data Integrity signatures are not checked here");
+    return verify(credential, proof, key);
   };
   FetchedDocuments docs;
   for (int round = 0; round < 5; ++round) {
@@ -1328,6 +1330,14 @@ bool HasErrorUnder(const VerificationReport& report, std::string_view name, std:
 bool AllDataIntegrity(const VectorRun& run) {
   return !run.result.proofs.empty() && std::all_of(run.result.proofs.begin(), run.result.proofs.end(),
                                                    [](const ProofResult& p) { return !p.proof.jwt; });
+}
+
+// How each Data Integrity proof of a run ended, counted (the verdicts are
+// judged in RunChecksHere).
+void CountDataIntegrity(const VectorRun& run, const std::string& label, Tally& tally) {
+  for (const ProofResult& p : run.result.proofs) {
+    if (!p.proof.jwt) tally.Counted("Data Integrity proof " + std::string(ProofOutcomeName(p.outcome)), label);
+  }
 }
 
 // The credential baked in an OB 3.0 image, or the file itself.
@@ -1441,7 +1451,7 @@ void RunOneEdTech(const std::filesystem::path& root, const VectorWeb& web, Tally
     }
     const VectorRun run = RunVector(*bytes, web);
     JudgeStructure(label, run, c, tally);
-    if (AllDataIntegrity(run) && c.expect != Expect::kKeyRefused) tally.Counted("Data Integrity proof not checked here", label);
+    if (AllDataIntegrity(run) && c.expect != Expect::kKeyRefused) CountDataIntegrity(run, label, tally);
     if (c.file == "bit-string-list/credential-status-revoked.json") {
       // The list credential itself (bit-string-list/testlist: valid) was read.
       tally.Decided("status", dir + "bit-string-list/testlist (read as a status list)",
@@ -1478,9 +1488,7 @@ void RunSpecExamples(const std::filesystem::path& root, const VectorWeb& web, Ta
       }
       const VectorRun run = RunVector(*bytes, web);
       JudgeStructure(label, run, {label, Expect::kValid}, tally);
-      if (std::string_view(form) == ".di-eddsa-rdfc-2022.json") {
-        tally.Counted("Data Integrity proof not checked here", label);
-      }
+      if (std::string_view(form) == ".di-eddsa-rdfc-2022.json") CountDataIntegrity(run, label, tally);
     }
   }
   for (const char* file : {"ob30-ldp-test-vector/credential-signed.json", "ob30-ldp-test-vector/credential-unsigned.json"}) {
@@ -1557,7 +1565,23 @@ void RunChecksHere(const std::filesystem::path& root, const VectorWeb& web, Tall
         continue;
       }
       // Handed to the hook with a key, or refused before it.
-      const bool resolved = !ours->key_id.empty() && ours->outcome == ProofOutcome::kNotChecked;
+      const bool resolved =
+          !ours->key_id.empty() && (ours->outcome == ProofOutcome::kVerified ||
+                                    ours->outcome == ProofOutcome::kSignatureInvalid ||
+                                    ours->outcome == ProofOutcome::kNotChecked);
+      const std::string verdict = proof.value("result", "");
+      if (resolved && (key_from.starts_with("did:key") || key_from.starts_with("did:web"))) {
+        if (verdict == "SIG_VALID") {
+          tally.Decided("Data Integrity signature", label + " (valid)", ours->outcome == ProofOutcome::kVerified,
+                        ours->message);
+        } else if (verdict == "SIG_INVALID") {
+          tally.Decided("Data Integrity signature", label + " (invalid)",
+                        ours->outcome == ProofOutcome::kSignatureInvalid, ours->message);
+        } else if (verdict == "UNSUPPORTED_SUITE") {
+          tally.Decided("Data Integrity signature", label + " (unsupported suite)",
+                        ours->outcome == ProofOutcome::kNotChecked, ours->message);
+        }
+      }
       if (ours->outcome == ProofOutcome::kKeyNotIssuers && !key_from.starts_with("unresolvable")) {
         tally.Counted("Data Integrity key refused by design: its controller is not the issuer", label);
       } else if (key_from.starts_with("did:key") || key_from.starts_with("did:web")) {
@@ -1633,7 +1657,7 @@ void RunDcc(const std::filesystem::path& root, const VectorWeb& web, Tally& tall
                                                                !HasErrorUnder(report, check::kTypeProperty, ""),
                     Describe(StructureErrors(report)));
     }
-    if (AllDataIntegrity(run)) tally.Counted("Data Integrity proof not checked here", label);
+    if (AllDataIntegrity(run)) CountDataIntegrity(run, label, tally);
   }
 }
 
