@@ -688,14 +688,7 @@ std::optional<std::string> DataUriBytes(std::string_view uri) {
   if (!uri.starts_with("data:")) return std::nullopt;
   const size_t comma = uri.find(',');
   if (comma == std::string_view::npos || !uri.substr(0, comma).ends_with(";base64")) return std::nullopt;
-  std::string text;
-  for (char c : uri.substr(comma + 1)) {
-    if (c == '+') text += '-';
-    else if (c == '/') text += '_';
-    else if (c == '=' || c == ' ' || c == '\n' || c == '\r') continue;
-    else text += c;
-  }
-  return protocol::Base64UrlDecode(text);
+  return protocol::Base64Decode(uri.substr(comma + 1));
 }
 
 }  // namespace

@@ -234,16 +234,6 @@ constexpr std::string_view kStyle =
     ".scope-uri{display:block;color:#4a4a4f;font-size:.75rem;overflow-wrap:anywhere}"
     "a{color:#0645ad}";
 
-std::string StandardBase64(std::string_view bytes) {
-  std::string out = protocol::Base64UrlEncode(bytes);
-  for (char& c : out) {
-    if (c == '-') c = '+';
-    if (c == '_') c = '/';
-  }
-  while (out.size() % 4 != 0) out.push_back('=');
-  return out;
-}
-
 // "scheme://host[:port]" of a redirect URI when it can stand in a CSP source
 // list, else "".
 std::string CspOrigin(std::string_view uri) {
@@ -261,7 +251,7 @@ std::string CspOrigin(std::string_view uri) {
 // consent page, to the client's origin, because browsers apply form-action
 // to the redirect that answers the form too.
 std::string PageCsp(std::string_view redirect_origin) {
-  static const std::string style_hash = StandardBase64(protocol::Sha256(kStyle));
+  static const std::string style_hash = protocol::Base64Encode(protocol::Sha256(kStyle));
   return fmt::format(
       "default-src 'none'; style-src 'sha256-{}'; form-action 'self'{}{}; frame-ancestors 'none'; base-uri 'none'",
       style_hash, redirect_origin.empty() ? "" : " ", redirect_origin);

@@ -98,16 +98,6 @@ std::string Origin(std::string_view url) {
   return std::string(url.substr(0, end == std::string_view::npos ? url.size() : end));
 }
 
-std::string StandardBase64(std::string_view bytes) {
-  std::string out = protocol::Base64UrlEncode(bytes);
-  for (char& c : out) {
-    if (c == '-') c = '+';
-    if (c == '_') c = '/';
-  }
-  while (out.size() % 4 != 0) out.push_back('=');
-  return out;
-}
-
 std::string DisplayDate(std::string_view rfc3339) {
   // "2024-05-01T..." reads as its date; anything else as written.
   if (rfc3339.size() >= 10 && rfc3339[4] == '-' && rfc3339[7] == '-') return std::string(rfc3339.substr(0, 10));
@@ -329,7 +319,7 @@ const std::string& SharePageCsp() {
   static const std::string csp = fmt::format(
       "default-src 'none'; img-src https: http: data:; style-src 'sha256-{}'; base-uri 'none'; "
       "form-action 'none'; frame-ancestors 'none'",
-      StandardBase64(protocol::Sha256(kStyle)));
+      protocol::Base64Encode(protocol::Sha256(kStyle)));
   return csp;
 }
 

@@ -88,4 +88,33 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+std::string Base64Encode(std::string_view bytes) {
+  std::string out = Base64UrlEncode(bytes);
+  for (char& c : out) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  while (out.size() % 4 != 0) out.push_back('=');
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  std::string url;
+  url.reserve(text.size());
+  for (char c : text) {
+    if (c == '+') {
+      url += '-';
+    } else if (c == '/') {
+      url += '_';
+    } else if (c == '-' || c == '_') {
+      return std::nullopt;  // the URL-safe alphabet is not base64
+    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      continue;
+    } else {
+      url += c;
+    }
+  }
+  return Base64UrlDecode(url);
+}
+
 }  // namespace backpack::protocol

@@ -1,5 +1,5 @@
 // Byte encodings and digests used across the node: hex, base64url
-// (RFC 4648 section 5, no padding) and SHA-256.
+// (RFC 4648 section 5, no padding), base64 (section 4, padded) and SHA-256.
 #pragma once
 
 #include <optional>
@@ -12,6 +12,11 @@ std::string HexEncode(std::string_view bytes);
 std::string Base64UrlEncode(std::string_view bytes);
 // Accepts input with or without '=' padding; nullopt on any other character.
 std::optional<std::string> Base64UrlDecode(std::string_view text);
+// The standard alphabet with '=' padding (CSP hashes, data: URIs).
+std::string Base64Encode(std::string_view bytes);
+// Accepts the standard alphabet with or without padding, ignoring ASCII
+// white space (as data: URIs are often wrapped); nullopt otherwise.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 std::string Sha256(std::string_view bytes);     // 32 raw bytes
 std::string Sha256Hex(std::string_view bytes);  // 64 lowercase hex digits

@@ -47,6 +47,20 @@ TEST(Encoding, HexAndBase64Url) {
   EXPECT_FALSE(Base64UrlDecode("Zh").has_value());  // non-zero leftover bits
 }
 
+TEST(Encoding, StandardBase64) {
+  // RFC 4648 section 10 test vectors, plus the two characters that differ.
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64Encode("\xfb\xff"), "+/8=");
+  EXPECT_EQ(*Base64Decode("+/8="), "\xfb\xff");
+  EXPECT_EQ(*Base64Decode("Zm9v\r\nYmFy"), "foobar");  // wrapped, as data: URIs may be
+  EXPECT_EQ(*Base64Decode("Zm8"), "fo");
+  EXPECT_FALSE(Base64Decode("-_8").has_value());  // the URL alphabet is not base64
+  EXPECT_FALSE(Base64Decode("Zm9v!").has_value());
+}
+
 TEST(Encoding, Sha256KnownAnswer) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_TRUE(ConstantTimeEquals("same", "same"));
