@@ -13,6 +13,8 @@
 // test is skipped.
 #include <gtest/gtest.h>
 
+#include "tests/support/vectors.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -62,16 +64,9 @@ using testing::LocalResponse;
 
 constexpr int64_t kNow = 1'795'737'600;  // 2026-11-27T00:00:00Z, when the vectors' expiry facts were judged
 
-std::filesystem::path VectorsDir() {
-  if (const char* dir = std::getenv("BACKPACK_VECTORS_DIR")) return dir;
-  return std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "shared" / "vectors";
-}
+using backpack::testing::VectorsDir;
 
-std::optional<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+std::optional<std::string> ReadFile(const std::filesystem::path& path) { return backpack::testing::ReadVectorFile(path); }
 
 enum class Verdict { kValid, kWarning, kInvalid };
 

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "tests/support/vectors.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -833,20 +835,10 @@ TEST(Baking, SurvivesTruncationAndCorruption) {
 // Conformance: real baked images from other implementations (see
 // shared/vectors/README.md beside the source tree).
 
-std::filesystem::path VectorsDir() {
-#ifdef BACKPACK_SOURCE_DIR
-  const std::filesystem::path source_dir = BACKPACK_SOURCE_DIR;
-#else
-  // tests/protocol/baking_test.cc -> the source tree's root.
-  const std::filesystem::path source_dir =
-      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-#endif
-  return source_dir / ".." / "shared" / "vectors";
-}
+using backpack::testing::VectorsDir;
 
 std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return backpack::testing::ReadVectorFile(path).value_or(std::string());
 }
 
 struct Vector {

@@ -12,6 +12,8 @@
 // W3C vectors use (credentials/examples/v2) is read from the vectors.
 #include <gtest/gtest.h>
 
+#include "tests/support/vectors.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -37,16 +39,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::filesystem::path VectorsDir() {
-  if (const char* dir = std::getenv("BACKPACK_VECTORS_DIR")) return dir;
-  return std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "shared" / "vectors";
-}
+using backpack::testing::VectorsDir;
 
-std::optional<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+std::optional<std::string> ReadFile(const std::filesystem::path& path) { return backpack::testing::ReadVectorFile(path); }
 
 // Bundled contexts, plus test-only contexts read from the vectors.
 jsonld::DocumentLoader VectorLoader(const std::filesystem::path& dir) {

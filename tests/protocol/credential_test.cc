@@ -28,6 +28,7 @@
 #include "protocol/did.h"
 #include "protocol/encoding.h"
 #include "protocol/jws.h"
+#include "tests/support/vectors.h"
 #include "protocol/recipient.h"
 #include "protocol/status_list.h"
 
@@ -1184,16 +1185,9 @@ TEST(Recipient, MatchesEmailIdentifiers) {
 //  - the Data Integrity signatures checks-here.json gives a verdict for,
 //    through MakeDataIntegrityCheck (protocol/data_integrity.h).
 
-std::filesystem::path VectorsDir() {
-  if (const char* dir = std::getenv("BACKPACK_VECTORS_DIR")) return dir;
-  return std::filesystem::path(__FILE__).parent_path() / ".." / ".." / ".." / "shared" / "vectors";
-}
+using backpack::testing::VectorsDir;
 
-std::optional<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+std::optional<std::string> ReadFile(const std::filesystem::path& path) { return backpack::testing::ReadVectorFile(path); }
 
 class Tally {
  public:

@@ -1,6 +1,8 @@
 #include "protocol/jws.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/support/vectors.h"
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -592,17 +594,10 @@ TEST(JwsPublishedExamples, Rfc7638Thumbprint) {
 // ---------------------------------------------------------------------------
 // Third-party vectors (shared/vectors beside the repository), when present.
 
-std::filesystem::path VectorsDir() {
-  // __FILE__ is <repo>/tests/protocol/jws_test.cc; the vectors live in
-  // <repo>/../shared/vectors.
-  const std::filesystem::path source(__FILE__);
-  if (!source.is_absolute()) return {};
-  return source.parent_path().parent_path().parent_path().parent_path() / "shared" / "vectors";
-}
+using backpack::testing::VectorsDir;
 
 std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return backpack::testing::ReadVectorFile(path).value_or(std::string());
 }
 
 // The compact JWS in a file: the whole text, or the first one found inside a
