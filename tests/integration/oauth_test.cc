@@ -18,6 +18,7 @@
 #include "daemon/oauth.h"
 #include "tests/support/local_http_server.h"
 #include "tests/support/oauth_flow.h"
+#include "tests/support/chromium.h"
 #include "tests/support/test_http.h"
 
 namespace backpack::testing {
@@ -31,20 +32,6 @@ constexpr const char* kVerifier = kPkceVerifier;
 const std::string kCreate(kScopeObV2p1AssertionCreate);
 const std::string kRead(kScopeObV2p1AssertionReadonly);
 const std::string kUpsert(kScopeObV3p0CredentialUpsert);
-
-// The chromium binary on PATH, or "".
-std::string FindChromium() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    for (const char* name : {"chromium", "chromium-browser"}) {
-      const std::string candidate = dir + "/" + name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-  }
-  return {};
-}
 
 class OAuthApiTest : public ::testing::Test {
  protected:
@@ -127,23 +114,12 @@ class OAuthApiTest : public ::testing::Test {
 
   // The DOM chromium builds from `url`; its log goes to last_chromium_log_.
   std::string RenderInChromium(const std::string& url) {
-    const std::string chromium = FindChromium();
-    if (chromium.empty()) {
-      ADD_FAILURE() << "chromium is not installed; run ./deploy/bootstrap.sh test to install the test packages";
-      return {};
-    }
-    const std::string profile = dir_.MakeSubdir("chromium-profile-" + std::to_string(++renders_));
-    const std::string out = dir_.path() + "/dom.html";
-    const std::string err = dir_.path() + "/chromium.log";
-    const std::string command = "timeout 120 '" + chromium +
-                                "' --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                                " --disable-background-networking --disable-component-update --disable-sync"
-                                " --enable-logging=stderr --user-data-dir='" +
-                                profile + "' --dump-dom '" + url + "' > '" + out + "' 2> '" + err + "'";
-    EXPECT_EQ(Shell(command), 0) << "chromium failed: " << ReadFile(err);
-    last_chromium_log_ = ReadFile(err);
-    return ReadFile(out);
+    ChromiumRender render = testing::RenderInChromium(dir_, url);
+    EXPECT_TRUE(render.error.empty()) << render.error;
+    last_chromium_log_ = render.log;
+    return render.dom;
   }
+
 
   TempDir dir_;
   std::unique_ptr<NodeProcess> node_;
@@ -151,7 +127,6 @@ class OAuthApiTest : public ::testing::Test {
   std::string session_;
   OAuthBrowser browser_{email_, kPassword};
   CookieJar& jar_ = browser_.jar();
-  int renders_ = 0;
   std::string last_chromium_log_;
 };
 

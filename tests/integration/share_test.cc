@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/chromium.h"
 #include "tests/support/test_http.h"
 #include "tests/support/test_issuer.h"
 
@@ -17,20 +18,6 @@ namespace backpack::testing {
 namespace {
 
 using nlohmann::json;
-
-// The chromium binary on PATH, or "".
-std::string FindChromium() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    for (const char* name : {"chromium", "chromium-browser"}) {
-      const std::string candidate = dir + "/" + name;
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-  }
-  return {};
-}
 
 class ShareTest : public ::testing::Test {
  protected:
@@ -102,29 +89,16 @@ class ShareTest : public ::testing::Test {
 
   // The DOM chromium builds from `url`, after loading it (and its images).
   std::string RenderInChromium(const std::string& url) {
-    const std::string chromium = FindChromium();
-    if (chromium.empty()) {
-      ADD_FAILURE() << "chromium is not installed; run ./deploy/bootstrap.sh test to install the test packages";
-      return {};
-    }
-    const std::string profile = dir_.MakeSubdir("chromium-profile-" + std::to_string(++renders_));
-    const std::string out = dir_.path() + "/dom.html";
-    const std::string err = dir_.path() + "/chromium.log";
-    const std::string command = "timeout 120 '" + chromium +
-                                "' --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                                " --disable-background-networking --disable-component-update --disable-sync"
-                                " --enable-logging=stderr --user-data-dir='" + profile + "' --dump-dom '" + url +
-                                "' > '" + out + "' 2> '" + err + "'";
-    const int status = Shell(command);
-    EXPECT_EQ(status, 0) << "chromium failed: " << ReadFile(err);
-    last_chromium_log_ = ReadFile(err);
-    return ReadFile(out);
+    ChromiumRender render = testing::RenderInChromium(dir_, url);
+    EXPECT_TRUE(render.error.empty()) << render.error;
+    last_chromium_log_ = render.log;
+    return render.dom;
   }
+
 
   TempDir dir_;
   TestIssuer issuer_;
   std::unique_ptr<NodeProcess> node_;
-  int renders_ = 0;
   std::string last_chromium_log_;
 };
 
