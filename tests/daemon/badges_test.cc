@@ -3,70 +3,23 @@
 #include "daemon/badges.h"
 
 #include <gtest/gtest.h>
-#include <openssl/rand.h>
-
-#include <atomic>
-#include <regex>
-#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "daemon/accounts.h"
-#include "daemon/mail.h"
 #include "protocol/baking.h"
-#include "tests/support/test_http.h"
-#include "tests/support/test_issuer.h"
+#include "tests/support/badge_services.h"
 
 namespace backpack {
 namespace {
 
 using nlohmann::json;
-using testing::AwardOptions;
-using testing::TempDir;
-using testing::TestIssuer;
 
-std::string Random(size_t n) {
-  std::string out(n, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
-  return out;
-}
-
-class BadgesTest : public ::testing::Test {
+class BadgesTest : public testing::BadgeServicesTest {
  protected:
   void SetUp() override {
-    accounts_config_.scrypt_log2_n = 10;
-    storage::StoreOptions options;
-    options.path = dir_.path() + "/db";
-    auto store = storage::OpenRocksStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(*store);
-    auto mailer = mail::MakeMailer(mail_config_, dir_.path());
-    ASSERT_TRUE(mailer.ok());
-    mailer_ = std::move(*mailer);
-    auto clock = [this] { return now_.load(); };
-    accounts_ = std::make_unique<AccountService>(*store_, locks_, *mailer_, accounts_config_, "http://node.test",
-                                                 clock, Random);
-    verifier_ = std::make_unique<BadgeVerifier>(issuer_.AsFetch());
-    badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_, clock, Random);
-    account_ = NewVerifiedAccount("ann@example.org");
-  }
-
-  std::string NewVerifiedAccount(const std::string& email) {
-    auto a = accounts_->CreateAccount(email, "a good password", "Ann");
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    std::string token;
-    for (const auto& file : testing::ListFiles(dir_.path() + "/outbox")) {
-      const std::string msg = testing::ReadFile(file);
-      std::smatch m;
-      if (msg.find("To: " + email + "\r\n") != std::string::npos &&
-          std::regex_search(msg, m, std::regex("Verification token: ([A-Za-z0-9_-]+)"))) {
-        token = m[1];
-      }
-    }
-    EXPECT_FALSE(token.empty());
-    EXPECT_TRUE(accounts_->VerifyEmail(token, "").ok());
-    return a.ok() ? a->id : std::string();
+    BadgeServicesTest::SetUp();
+    account_ = VerifiedAccount("ann@example.org");
   }
 
   ImportResult MustImport(InputKind kind, const std::string& data, const ImportOptions& options = {}) {
@@ -78,27 +31,6 @@ class BadgesTest : public ::testing::Test {
     return result.ok() ? *result : ImportResult{};
   }
 
-  size_t CountKeys(storage::Family family, const std::string& prefix = "") {
-    size_t n = 0;
-    EXPECT_TRUE(store_->Scan(family, prefix, [&](std::string_view, std::string_view) {
-                        ++n;
-                        return true;
-                      }).ok());
-    return n;
-  }
-
-  TempDir dir_;
-  config::AccountsConfig accounts_config_;
-  config::MailConfig mail_config_;
-  config::BadgesConfig config_;
-  std::unique_ptr<storage::Store> store_;
-  storage::KeyLocks locks_;
-  std::unique_ptr<mail::Mailer> mailer_;
-  std::unique_ptr<AccountService> accounts_;
-  TestIssuer issuer_;
-  std::unique_ptr<BadgeVerifier> verifier_;
-  std::unique_ptr<BadgeService> badges_;
-  std::atomic<int64_t> now_{1'750'000'000};
   std::string account_;
 };
 
@@ -218,7 +150,7 @@ TEST_F(BadgesTest, ReverificationNoticesRevocation) {
   auto none = badges_->RecheckDue(100);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(*none, 0u);
-  now_ += int64_t{config_.reverify_interval_hours} * 3600 * 2;
+  now_ += int64_t{badges_config_.reverify_interval_hours} * 3600 * 2;
   auto done = badges_->RecheckDue(100);
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(*done, 2u);
@@ -236,9 +168,8 @@ TEST_F(BadgesTest, ReverificationNoticesRevocation) {
 }
 
 TEST_F(BadgesTest, AnUnreachableIssuerBacksOffAndRecovers) {
-  config_.retry_min_seconds = 60;
-  badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_,
-                                           [this] { return now_.load(); }, Random);
+  badges_config_.retry_min_seconds = 60;
+  MakeBadgeService();
   const ImportResult result = MustImport(InputKind::kUrl, issuer_.AwardHosted({.email = "ann@example.org"}));
   ASSERT_EQ(result.outcome, ImportResult::Outcome::kCreated);
   issuer_.SetDown(true);
@@ -268,7 +199,7 @@ TEST_F(BadgesTest, AnUnreachableIssuerBacksOffAndRecovers) {
   auto third = badges_->Get(account_, result.record.id);
   EXPECT_EQ(third->status, BadgeStatus::kValid);
   EXPECT_EQ(third->failures, 0);
-  EXPECT_GE(third->next_check_at - now_.load(), int64_t{config_.reverify_interval_hours} * 3600);
+  EXPECT_GE(third->next_check_at - now_.load(), int64_t{badges_config_.reverify_interval_hours} * 3600);
 }
 
 TEST_F(BadgesTest, ExpiryIsNoticedWhenItComes) {
@@ -286,9 +217,8 @@ TEST_F(BadgesTest, ExpiryIsNoticedWhenItComes) {
 }
 
 TEST_F(BadgesTest, TheAccountLimitHolds) {
-  config_.max_per_account = 2;
-  badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, config_,
-                                           [this] { return now_.load(); }, Random);
+  badges_config_.max_per_account = 2;
+  MakeBadgeService();
   MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
   const ImportResult second = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
   VerifyRequest third;
@@ -323,7 +253,7 @@ TEST_F(BadgesTest, BakedCarriesTheOriginalAssertion) {
 
 TEST_F(BadgesTest, ADifferentAccountSeesNothing) {
   const ImportResult result = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
-  const std::string other = NewVerifiedAccount("bob@example.org");
+  const std::string other = VerifiedAccount("bob@example.org");
   EXPECT_EQ(badges_->Get(other, result.record.id).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(badges_->Delete(other, result.record.id).code(), StatusCode::kNotFound);
   EXPECT_TRUE(badges_->List(other, std::nullopt, 10, "")->badges.empty());
@@ -361,7 +291,7 @@ TEST_F(BadgesTest, TheQueueDropsWhatLeadsNowhereAndPostponesWhatFails) {
   ASSERT_EQ(*badges_->RecheckDue(100), 1u);
   auto postponed = badges_->Get(account_, kept.record.id);
   ASSERT_TRUE(postponed.ok());
-  EXPECT_EQ(postponed->next_check_at, now_.load() + config_.retry_max_seconds);
+  EXPECT_EQ(postponed->next_check_at, now_.load() + badges_config_.retry_max_seconds);
   EXPECT_EQ(postponed->status, BadgeStatus::kValid);
   EXPECT_EQ(*badges_->RecheckDue(100), 0u);
 }

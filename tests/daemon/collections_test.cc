@@ -1,78 +1,28 @@
 // CollectionService against a real RocksDB store, with real badges imported
 // from an in-memory test issuer; and the share page renderer.
-#include <atomic>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 
-#include "daemon/accounts.h"
-#include "daemon/badge_verifier.h"
-#include "daemon/badges.h"
 #include "daemon/collections.h"
-#include "daemon/mail.h"
 #include "daemon/share_page.h"
 #include "protocol/encoding.h"
-#include "storage/store.h"
-#include "tests/support/test_http.h"
-#include "tests/support/test_issuer.h"
+#include "tests/support/badge_services.h"
 
 namespace backpack {
 namespace {
 
 using nlohmann::json;
 using testing::AwardOptions;
-using testing::ListFiles;
-using testing::ReadFile;
-using testing::TempDir;
-using testing::TestIssuer;
 
-std::string RandomBytes(size_t n) {
-  std::string out(n, '\0');
-  RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n));
-  return out;
-}
-
-class CollectionsTest : public ::testing::Test {
+class CollectionsTest : public testing::BadgeServicesTest {
  protected:
   void SetUp() override {
-    accounts_config_.scrypt_log2_n = 10;
-    storage::StoreOptions options;
-    options.path = dir_.path() + "/db";
-    auto store = storage::OpenRocksStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(*store);
-    auto mailer = mail::MakeMailer(mail_config_, dir_.path());
-    ASSERT_TRUE(mailer.ok()) << mailer.status().ToString();
-    mailer_ = std::move(*mailer);
-    auto clock = [this] { return now_.load(); };
-    accounts_ = std::make_unique<AccountService>(*store_, locks_, *mailer_, accounts_config_, "http://node.test",
-                                                 clock, RandomBytes);
-    verifier_ = std::make_unique<BadgeVerifier>(issuer_.AsFetch());
-    badges_ = std::make_unique<BadgeService>(*store_, locks_, *accounts_, *verifier_, badges_config_, clock,
-                                             RandomBytes);
-    service_ = std::make_unique<CollectionService>(*store_, locks_, *accounts_, *badges_, badges_config_, clock,
-                                                   RandomBytes);
-  }
-
-  // An account whose address is verified, as badge imports require.
-  std::string VerifiedAccount(const std::string& email, const std::string& display_name = "Ann") {
-    auto a = accounts_->CreateAccount(email, "a good password", display_name);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    if (!a.ok()) return {};
-    std::string token;
-    for (const auto& file : ListFiles(dir_.path() + "/outbox")) {
-      const std::string msg = ReadFile(file);
-      if (msg.find("To: " + email + "\r\n") == std::string::npos) continue;
-      std::smatch m;
-      if (std::regex_search(msg, m, std::regex("Verification token: ([A-Za-z0-9_-]+)"))) token = m[1];
-    }
-    EXPECT_FALSE(token.empty());
-    EXPECT_TRUE(accounts_->VerifyEmail(token, a->id).ok());
-    return a->id;
+    BadgeServicesTest::SetUp();
+    service_ = std::make_unique<CollectionService>(*store_, locks_, *accounts_, *badges_, badges_config_, Clock(),
+                                                   Random);
   }
 
   // Imports a fresh hosted badge awarded to `email`; returns its id.
@@ -92,31 +42,13 @@ class CollectionsTest : public ::testing::Test {
     return imported->record.id;
   }
 
-  size_t Count(storage::Family family) {
-    size_t n = 0;
-    EXPECT_TRUE(store_->Scan(family, "", [&](std::string_view, std::string_view) { return ++n > 0; }).ok());
-    return n;
-  }
-
   CollectionChange Named(const std::string& name) {
     CollectionChange change;
     change.name = name;
     return change;
   }
 
-  TempDir dir_;
-  config::AccountsConfig accounts_config_;
-  config::MailConfig mail_config_;
-  config::BadgesConfig badges_config_;
-  std::unique_ptr<storage::Store> store_;
-  storage::KeyLocks locks_;
-  std::unique_ptr<mail::Mailer> mailer_;
-  std::unique_ptr<AccountService> accounts_;
-  TestIssuer issuer_;
-  std::unique_ptr<BadgeVerifier> verifier_;
-  std::unique_ptr<BadgeService> badges_;
   std::unique_ptr<CollectionService> service_;
-  std::atomic<int64_t> now_{1'800'000'000};
 };
 
 TEST_F(CollectionsTest, CreateListGetUpdateDelete) {
@@ -237,7 +169,7 @@ TEST_F(CollectionsTest, RefusesBadgesTheAccountDoesNotHold) {
   refused = service_->Create(ann, change);
   EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(refused.status().message(), "unknown badge " + bobs);
-  EXPECT_EQ(Count(storage::Family::kCollections), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kCollections), 0u);
 
   // Repeats are dropped, the first place kept.
   const std::string anns2 = Import(ann, "ann@x.example");
@@ -286,7 +218,7 @@ TEST_F(CollectionsTest, PublicLinkLifecycle) {
   EXPECT_TRUE(hidden->slug.empty());
   EXPECT_EQ(service_->GetPublic(first_slug).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(service_->GetPublicById(ann, c->id).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(Count(storage::Family::kShareSlugs), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kShareSlugs), 0u);
   EXPECT_TRUE(service_->ListPublic(ann)->empty());
 
   // Public again: a new link; the old one stays dead.
@@ -298,13 +230,13 @@ TEST_F(CollectionsTest, PublicLinkLifecycle) {
   EXPECT_NE(again->slug, first_slug);
   EXPECT_TRUE(service_->GetPublic(again->slug).ok());
   EXPECT_EQ(service_->GetPublic(first_slug).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(Count(storage::Family::kShareSlugs), 1u);
+  EXPECT_EQ(CountKeys(storage::Family::kShareSlugs), 1u);
   EXPECT_EQ(service_->ListPublic(ann)->size(), 1u);
 
   // Deleting the collection removes its link.
   ASSERT_TRUE(service_->Delete(ann, c->id).ok());
   EXPECT_EQ(service_->GetPublic(again->slug).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(Count(storage::Family::kShareSlugs), 0u);
+  EXPECT_EQ(CountKeys(storage::Family::kShareSlugs), 0u);
 
   // Malformed slugs are simply not found.
   for (const char* slug : {"", "short", "../../etc/passwd", "aaaaaaaaaaaaaaaaaaaaa/", "AAAAAAAAAAAAAAAAAAAAAA"}) {
@@ -344,7 +276,7 @@ TEST_F(CollectionsTest, ConcurrentCreationsRespectTheCap) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(made.load(), 5);
   EXPECT_EQ(refused.load(), 7);
-  EXPECT_EQ(Count(storage::Family::kCollections), 5u);
+  EXPECT_EQ(CountKeys(storage::Family::kCollections), 5u);
 }
 
 TEST_F(CollectionsTest, DeletedBadgesAreLeftOutAndDroppedOnWrite) {
@@ -445,8 +377,8 @@ TEST_F(CollectionsTest, DeleteAllRemovesOnlyThatAccountsCollections) {
   EXPECT_EQ(service_->GetPublic(ann_public->slug).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(service_->List(bob)->size(), 1u);
   EXPECT_TRUE(service_->GetPublic(bob_public->slug).ok());
-  EXPECT_EQ(Count(storage::Family::kCollections), 1u);
-  EXPECT_EQ(Count(storage::Family::kShareSlugs), 1u);
+  EXPECT_EQ(CountKeys(storage::Family::kCollections), 1u);
+  EXPECT_EQ(CountKeys(storage::Family::kShareSlugs), 1u);
   EXPECT_TRUE(service_->DeleteAll(ann).ok());  // nothing left: still fine
 }
 
