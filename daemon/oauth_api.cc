@@ -511,11 +511,7 @@ std::variant<ClientCredentials, OAuthError> ReadCredentials(const Context& ctx, 
     std::string text(auth.substr(6));
     while (!text.empty() && text.front() == ' ') text.erase(0, 1);
     while (!text.empty() && text.back() == ' ') text.pop_back();
-    for (char& ch : text) {
-      if (ch == '+') ch = '-';
-      if (ch == '/') ch = '_';
-    }
-    auto decoded = protocol::Base64UrlDecode(text);
+    auto decoded = protocol::Base64Decode(text);
     const size_t colon = decoded ? decoded->find(':') : std::string::npos;
     if (colon == std::string::npos || !http::PercentDecode(decoded->substr(0, colon), true, &c.client_id) ||
         !http::PercentDecode(decoded->substr(colon + 1), true, &c.secret)) {
@@ -537,6 +533,27 @@ std::variant<ClientCredentials, OAuthError> ReadCredentials(const Context& ctx, 
     c.method = ClientAuthMethod::kPost;
   }
   return c;
+}
+
+// A client's request to the token, revocation or introspection endpoint: a
+// well-formed form body and an authenticated client; or the error answer.
+struct ClientRequest {
+  Params form;
+  OAuthClient client;
+};
+std::variant<ClientRequest, Response> ReadClientRequest(const Context& ctx, OAuthService& oauth) {
+  auto invalid = [&ctx](std::string description) {
+    return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
+  };
+  if (!IsFormContentType(ctx)) return invalid("the body must be application/x-www-form-urlencoded");
+  Params form = ParseParams(ctx.request.body());
+  if (form.malformed) return invalid("the body is malformed");
+  if (!form.repeated.empty()) return invalid(fmt::format("{} is repeated", form.repeated.front()));
+  auto credentials = ReadCredentials(ctx, form);
+  if (auto* err = std::get_if<OAuthError>(&credentials)) return OAuthErrorJson(*err, ctx);
+  auto client = oauth.AuthenticateClient(std::get<ClientCredentials>(credentials));
+  if (!client.ok()) return OAuthErrorJson(client.error(), ctx);
+  return ClientRequest{std::move(form), std::move(*client)};
 }
 
 // --- Shared state ----------------------------------------------------------------
@@ -752,14 +769,10 @@ void RegisterOAuthRoutes(http::Router& router, OAuthService& oauth, AccountServi
     auto invalid = [&ctx](std::string description) {
       return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
     };
-    if (!IsFormContentType(ctx)) return invalid("the body must be application/x-www-form-urlencoded");
-    const Params form = ParseParams(ctx.request.body());
-    if (form.malformed) return invalid("the body is malformed");
-    if (!form.repeated.empty()) return invalid(fmt::format("{} is repeated", form.repeated.front()));
-    auto credentials = ReadCredentials(ctx, form);
-    if (auto* err = std::get_if<OAuthError>(&credentials)) return OAuthErrorJson(*err, ctx);
-    auto client = state->oauth.AuthenticateClient(std::get<ClientCredentials>(credentials));
-    if (!client.ok()) return OAuthErrorJson(client.error(), ctx);
+    auto request = ReadClientRequest(ctx, state->oauth);
+    if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
+    const Params& form = std::get<ClientRequest>(request).form;
+    const OAuthClient* client = &std::get<ClientRequest>(request).client;
     const std::string& grant_type = form.Get("grant_type");
     OAuthResult<TokenSet> tokens = OAuthError{};
     if (grant_type.empty()) return invalid("grant_type is missing");
@@ -789,14 +802,10 @@ void RegisterOAuthRoutes(http::Router& router, OAuthService& oauth, AccountServi
     auto invalid = [&ctx](std::string description) {
       return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
     };
-    if (!IsFormContentType(ctx)) return invalid("the body must be application/x-www-form-urlencoded");
-    const Params form = ParseParams(ctx.request.body());
-    if (form.malformed) return invalid("the body is malformed");
-    if (!form.repeated.empty()) return invalid(fmt::format("{} is repeated", form.repeated.front()));
-    auto credentials = ReadCredentials(ctx, form);
-    if (auto* err = std::get_if<OAuthError>(&credentials)) return OAuthErrorJson(*err, ctx);
-    auto client = state->oauth.AuthenticateClient(std::get<ClientCredentials>(credentials));
-    if (!client.ok()) return OAuthErrorJson(client.error(), ctx);
+    auto request = ReadClientRequest(ctx, state->oauth);
+    if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
+    const Params& form = std::get<ClientRequest>(request).form;
+    const OAuthClient* client = &std::get<ClientRequest>(request).client;
     if (!form.Has("token")) return invalid("token is missing");
     // token_type_hint only speeds up a lookup elsewhere; one lookup finds
     // either kind here.
@@ -812,14 +821,10 @@ void RegisterOAuthRoutes(http::Router& router, OAuthService& oauth, AccountServi
     auto invalid = [&ctx](std::string description) {
       return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
     };
-    if (!IsFormContentType(ctx)) return invalid("the body must be application/x-www-form-urlencoded");
-    const Params form = ParseParams(ctx.request.body());
-    if (form.malformed) return invalid("the body is malformed");
-    if (!form.repeated.empty()) return invalid(fmt::format("{} is repeated", form.repeated.front()));
-    auto credentials = ReadCredentials(ctx, form);
-    if (auto* err = std::get_if<OAuthError>(&credentials)) return OAuthErrorJson(*err, ctx);
-    auto client = state->oauth.AuthenticateClient(std::get<ClientCredentials>(credentials));
-    if (!client.ok()) return OAuthErrorJson(client.error(), ctx);
+    auto request = ReadClientRequest(ctx, state->oauth);
+    if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
+    const Params& form = std::get<ClientRequest>(request).form;
+    const OAuthClient* client = &std::get<ClientRequest>(request).client;
     if (!form.Has("token")) return invalid("token is missing");
     auto info = state->oauth.Introspect(*client, form.Get("token"));
     if (!info.ok()) return OAuthErrorJson(OAuthError{OAuthErrorCode::kServerError, {}, info.status()}, ctx);
