@@ -14,6 +14,7 @@
 
 #include "protocol/assertion.h"
 #include "protocol/recipient.h"
+#include "tests/fuzz/fuzz_support.h"
 
 using backpack::protocol::CheckAssertion;
 using backpack::protocol::CheckOptions;
@@ -25,18 +26,9 @@ using backpack::protocol::VerificationReport;
 
 namespace {
 
-void Require(bool condition) {
-  if (!condition) std::abort();
-}
+using backpack::fuzz::Require;
 
-void RequireConsistent(const VerificationReport& report) {
-  Require(report.messages().size() <= VerificationReport::kDefaultMaxMessages);
-  int errors = 0;
-  for (const auto& m : report.messages()) errors += m.level == MessageLevel::kError ? 1 : 0;
-  Require(errors <= report.error_count());
-  Require(report.valid() == (report.error_count() == 0));
-  Require(!report.ToJson().empty());
-}
+using backpack::fuzz::RequireConsistent;
 
 }  // namespace
 

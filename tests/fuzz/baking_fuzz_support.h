@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "protocol/baking.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace backpack::fuzz {
 
@@ -12,10 +13,6 @@ using protocol::BadgeKind;
 using protocol::BakedPayload;
 using protocol::PayloadForm;
 
-// Stops the fuzzer on a broken promise (a crash is what libFuzzer reports).
-inline void Require(bool condition) {
-  if (!condition) std::abort();
-}
 
 inline bool SamePayload(const BakedPayload& a, const BakedPayload& b) {
   // A JSON assertion baked into an SVG gains a verify URL derived from it.

@@ -15,6 +15,7 @@
 #include "protocol/credential.h"
 #include "protocol/did.h"
 #include "protocol/status_list.h"
+#include "tests/fuzz/fuzz_support.h"
 
 using backpack::Status;
 using backpack::protocol::CheckCredential;
@@ -29,18 +30,9 @@ using backpack::protocol::VerificationReport;
 
 namespace {
 
-void Require(bool condition) {
-  if (!condition) std::abort();
-}
+using backpack::fuzz::Require;
 
-void RequireConsistent(const VerificationReport& report) {
-  Require(report.messages().size() <= VerificationReport::kDefaultMaxMessages);
-  int errors = 0;
-  for (const auto& m : report.messages()) errors += m.level == MessageLevel::kError ? 1 : 0;
-  Require(errors <= report.error_count());
-  Require(report.valid() == (report.error_count() == 0));
-  Require(!report.ToJson().empty());
-}
+using backpack::fuzz::RequireConsistent;
 
 }  // namespace
 

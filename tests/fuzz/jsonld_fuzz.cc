@@ -17,15 +17,14 @@
 #include "protocol/json_depth.h"
 #include "protocol/jsonld.h"
 #include "protocol/rdf_canon.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace jsonld = backpack::protocol::jsonld;
 namespace rdf = backpack::protocol::rdf;
 
 namespace {
 
-void Require(bool condition) {
-  if (!condition) std::abort();
-}
+using backpack::fuzz::Require;
 
 rdf::CanonOptions SmallCanonOptions() {
   rdf::CanonOptions options;

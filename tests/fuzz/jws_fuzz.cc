@@ -15,6 +15,7 @@
 
 #include "protocol/encoding.h"
 #include "protocol/jws.h"
+#include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
@@ -24,9 +25,7 @@ using backpack::protocol::Jws;
 using backpack::protocol::PrivateKey;
 using backpack::protocol::PublicKey;
 
-void Require(bool condition) {
-  if (!condition) std::abort();
-}
+using backpack::fuzz::Require;
 
 // A parsed JWS re-encodes to exactly its input: strict base64url leaves one
 // spelling per byte string.
