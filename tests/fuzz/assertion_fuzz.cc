@@ -24,13 +24,8 @@ using backpack::protocol::MessageLevel;
 using backpack::protocol::ParseAssertion;
 using backpack::protocol::VerificationReport;
 
-namespace {
-
 using backpack::fuzz::Require;
-
 using backpack::fuzz::RequireConsistent;
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);

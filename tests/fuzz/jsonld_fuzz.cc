@@ -22,9 +22,9 @@
 namespace jsonld = backpack::protocol::jsonld;
 namespace rdf = backpack::protocol::rdf;
 
-namespace {
-
 using backpack::fuzz::Require;
+
+namespace {
 
 rdf::CanonOptions SmallCanonOptions() {
   rdf::CanonOptions options;
