@@ -163,6 +163,7 @@ constexpr KeySpec kBadgesKeys[] = {
     Int<kBadges, &BadgesConfig::retry_max_seconds>("retry_max_seconds", 60, 2592000),
     Int<kBadges, &BadgesConfig::reverify_batch>("reverify_batch", 1, 100000),
     Int<kBadges, &BadgesConfig::imports_per_minute>("imports_per_minute", 1, 1000000),
+    Int<kBadges, &BadgesConfig::displayer_lookups_per_minute>("displayer_lookups_per_minute", 1, 100000),
 };
 
 constexpr KeySpec kOAuthKeys[] = {

@@ -92,6 +92,8 @@ struct BadgesConfig {
   int retry_max_seconds = 86400;          // [badges] retry_max_seconds (60..2592000): longest back-off
   int reverify_batch = 200;               // [badges] reverify_batch (1..100000): badges re-checked per scheduler pass
   int imports_per_minute = 600;           // [badges] imports_per_minute (1..1000000): per account
+  int displayer_lookups_per_minute = 10;  // [badges] displayer_lookups_per_minute (1..100000): Displayer API
+                                          //   email-to-user lookups per client address
 };
 
 // The OAuth 2.0 authorization server through which issuers reach an

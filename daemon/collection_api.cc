@@ -28,9 +28,6 @@ using api::Fail;
 using http::Context;
 using http::Response;
 
-// Email-to-user lookups per client address: enough for a plugin's set-up
-// page, too few to probe a list of addresses.
-constexpr double kEmailLookupsPerMinute = 10;
 constexpr size_t kMaxEmailParameterBytes = 320;
 
 std::string CollectionJson(const Collection& c, const std::string& public_url) {
@@ -204,7 +201,7 @@ void RegisterCollectionRoutes(http::Router& router, AccountService& accounts, Ba
                               const std::string& public_url) {
   using http::Exec;
   auto authed = [&accounts](auto fn) { return api::Authed(accounts, std::move(fn)); };
-  auto lookups = std::make_shared<RateLimiter>(kEmailLookupsPerMinute, std::chrono::minutes(1));
+  auto lookups = std::make_shared<RateLimiter>(config.displayer_lookups_per_minute, std::chrono::minutes(1));
   const std::string base = public_url;
 
   // --- The owner's API ------------------------------------------------------

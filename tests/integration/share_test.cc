@@ -331,5 +331,20 @@ TEST_F(ShareTest, OwnerApiChecksInputAndOwnership) {
   EXPECT_EQ(Call("POST", "/displayer/convert/email", {{"email", "ann@learner.example"}}).status, 404);
 }
 
+TEST(DisplayerLookups, AreRateLimitedPerClientAsConfigured) {
+  TempDir dir;
+  NodeProcess node(dir.path() + "/data", "[badges]\ndisplayer_lookups_per_minute = 2\n");
+  ASSERT_TRUE(node.Start()) << node.ReadLog();
+  auto lookup = [&node] {
+    return node.Call({"POST", "/displayer/convert/email", "email=nobody%40learner.example",
+                      "application/x-www-form-urlencoded", "", {}});
+  };
+  EXPECT_EQ(lookup().status, 404);
+  EXPECT_EQ(lookup().status, 404);
+  const Reply limited = lookup();
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_FALSE(limited.Header("retry-after").empty());
+}
+
 }  // namespace
 }  // namespace backpack::testing
