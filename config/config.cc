@@ -96,6 +96,8 @@ constexpr KeySpec kServerKeys[] = {
     Str<kServer, &ServerConfig::listen>("listen"),
     Str<kServer, &ServerConfig::public_url>("public_url"),
     Str<kServer, &ServerConfig::node_name>("node_name"),
+    Str<kServer, &ServerConfig::terms_of_service_url>("terms_of_service_url"),
+    Str<kServer, &ServerConfig::privacy_policy_url>("privacy_policy_url"),
     Int<kServer, &ServerConfig::io_threads>("io_threads", 1, 64),
     Int<kServer, &ServerConfig::worker_threads>("worker_threads", 1, 256),
     Int<kServer, &ServerConfig::max_connections>("max_connections", 1, 1000000),
@@ -435,6 +437,14 @@ Status Validate(const Config& config) {
   }
 
   const ServerConfig& server = config.server;
+  for (const auto& [key, url] : {std::pair<const char*, const std::string*>{"server.terms_of_service_url",
+                                                                           &server.terms_of_service_url},
+                                 {"server.privacy_policy_url", &server.privacy_policy_url}}) {
+    if (!url->empty() && ((!url->starts_with("https://") && !url->starts_with("http://")) ||
+                          HasControlOrSpace(*url))) {
+      return InvalidArgument(std::string(key) + ": '" + *url + "' must be an http:// or https:// URL");
+    }
+  }
   if (auto listen = ParseHostPort(server.listen); !listen.ok()) {
     return InvalidArgument("server.listen: " + listen.status().message());
   }

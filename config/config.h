@@ -19,6 +19,9 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // [server] listen, flag --listen; "HOST:PORT", port 0 = any
   std::string public_url;                 // [server] public_url: base URL clients use; default http(s)://listen
   std::string node_name;                  // [server] node_name: default host:port of public_url
+  std::string terms_of_service_url;       // [server] terms_of_service_url: the operator's terms (http(s)),
+                                          //   published to issuers in the Badge Connect manifest
+  std::string privacy_policy_url;         // [server] privacy_policy_url: the operator's privacy policy (http(s))
   int io_threads = 2;                     // [server] io_threads (1..64): threads running sockets
   int worker_threads = 8;                 // [server] worker_threads (1..256): storage, KDF, mail
   int max_connections = 1024;             // [server] max_connections (1..1000000)

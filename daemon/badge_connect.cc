@@ -334,11 +334,12 @@ std::string HostOf(std::string_view url) {
 
 void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, AccountService& accounts,
                                 BadgeService& badges, const config::BadgesConfig& badges_config,
-                                const std::string& public_url, const std::string& node_name) {
+                                const std::string& public_url, const config::ServerConfig& server) {
   const std::string api_base = public_url + std::string(kApiPath);
+  const std::string& node_name = server.node_name;
 
   // --- The manifest ----------------------------------------------------------------------
-  const std::string manifest = Dump(json{
+  json manifest_json = json{
       {"@context", kManifestContext},
       {"id", public_url + std::string(kManifestPath)},
       {"type", "Manifest"},
@@ -353,7 +354,12 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
          {"registrationUrl", public_url + "/oauth/register"},
          {"authorizationUrl", public_url + "/oauth/authorize"},
          {"tokenUrl", public_url + "/oauth/token"},
-         {"tokenRevocationUrl", public_url + "/oauth/revoke"}}}}});
+         {"tokenRevocationUrl", public_url + "/oauth/revoke"}}}}};
+  // Required by the spec; published once the operator has set them.
+  json& api = manifest_json["badgeConnectAPI"][0];
+  if (!server.terms_of_service_url.empty()) api["termsOfServiceUrl"] = server.terms_of_service_url;
+  if (!server.privacy_policy_url.empty()) api["privacyPolicyUrl"] = server.privacy_policy_url;
+  const std::string manifest = Dump(manifest_json);
   router.Add(bhttp::verb::get, std::string(kManifestPath), Exec::kInline, [manifest](Context&) {
     Response res = http::JsonResponse(bhttp::status::ok, manifest);
     res.set(bhttp::field::access_control_allow_origin, "*");

@@ -26,10 +26,11 @@ class Router;
 }
 
 // `public_url` is the node's base URL (every URL in the manifest and in Link
-// headers is absolute under it); `node_name` names the platform in the
-// manifest ("" for the host of public_url).
+// headers is absolute under it). From `server`: node_name names the platform
+// in the manifest ("" for the host of public_url), and the operator's terms
+// of service and privacy policy URLs are published there when set.
 void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, AccountService& accounts,
                                 BadgeService& badges, const config::BadgesConfig& badges_config,
-                                const std::string& public_url, const std::string& node_name);
+                                const std::string& public_url, const config::ServerConfig& server);
 
 }  // namespace backpack

@@ -198,8 +198,7 @@ Status Node::Start() {
   RegisterBadgeRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges);
   RegisterCollectionRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges, d.public_url);
   RegisterOAuthRoutes(d.router, *d.oauth, *d.accounts, cfg.accounts, d.public_url);
-  RegisterBadgeConnectRoutes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url,
-                             cfg.server.node_name);
+  RegisterBadgeConnectRoutes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url, cfg.server);
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 

@@ -279,6 +279,17 @@ TEST(Validate, ChecksRangesLikeTheParser) {
   EXPECT_TRUE(IsInvalid(Validate(config), {"storage.block_cache_mb", "8..65536"}));
 }
 
+TEST(Validate, PolicyUrlsMustBeHttp) {
+  Config config;
+  config.server.privacy_policy_url = "javascript:alert(1)";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.privacy_policy_url"}));
+  config.server.privacy_policy_url = "https://op.example/privacy";
+  config.server.terms_of_service_url = "https://op.example/terms of use";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"server.terms_of_service_url"}));
+  config.server.terms_of_service_url = "https://op.example/terms";
+  EXPECT_TRUE(Validate(config).ok());
+}
+
 TEST(Validate, BadgeRetryBoundsAreOrdered) {
   Config config;
   config.badges.retry_min_seconds = 7200;

@@ -97,6 +97,14 @@ class BadgeConnectTest : public ::testing::Test {
   std::string base_;
 };
 
+TEST_F(BadgeConnectTest, ManifestCarriesTheOperatorsPolicies) {
+  StartNode("[server]\nterms_of_service_url = \"https://op.example/terms\"\n"
+            "privacy_policy_url = \"https://op.example/privacy\"\n");
+  const json m = json::parse(node_->Call({"GET", "/.well-known/badgeconnect.json", "", "", "", {}}).body);
+  EXPECT_EQ(m["badgeConnectAPI"][0]["termsOfServiceUrl"], "https://op.example/terms");
+  EXPECT_EQ(m["badgeConnectAPI"][0]["privacyPolicyUrl"], "https://op.example/privacy");
+}
+
 TEST_F(BadgeConnectTest, ManifestNamesAbsoluteReachableEndpoints) {
   StartNode();
   Reply r = node_->Call({"GET", "/.well-known/badgeconnect.json", "", "", "", {}});
@@ -110,6 +118,7 @@ TEST_F(BadgeConnectTest, ManifestNamesAbsoluteReachableEndpoints) {
   EXPECT_EQ(api["apiBase"], base_ + "/ims/ob/v2p1");
   EXPECT_EQ(api["scopesOffered"], json::array({kRead, kCreate, kProfileRead, kProfileUpdate}));
   EXPECT_FALSE(api["name"].get<std::string>().empty());
+  EXPECT_FALSE(api.contains("termsOfServiceUrl"));  // not configured
   for (const char* member : {"registrationUrl", "authorizationUrl", "tokenUrl", "tokenRevocationUrl"}) {
     ASSERT_TRUE(api[member].is_string()) << member;
     const std::string url = api[member];
