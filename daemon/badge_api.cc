@@ -105,17 +105,17 @@ std::variant<VerifyRequest, Response> ReadImport(const Context& ctx) {
   }
   if (!api::IsJsonContentType(ctx)) {
     return http::ErrorResponse(bhttp::status::unsupported_media_type, "unsupported_media_type",
-                               "send application/json ({\"url\"}, {\"assertion\"} or {\"jws\"}), image/png or "
-                               "image/svg+xml");
+                               "send application/json ({\"url\"}, {\"assertion\"}, {\"jws\"} or "
+                               "{\"credential\"}), image/png or image/svg+xml");
   }
   auto body = api::JsonBody(ctx);
   if (auto* err = std::get_if<Response>(&body)) return std::move(*err);
   const json& j = std::get<json>(body);
   int given = 0;
-  for (const char* name : {"url", "assertion", "jws"}) given += j.contains(name) ? 1 : 0;
+  for (const char* name : {"url", "assertion", "jws", "credential"}) given += j.contains(name) ? 1 : 0;
   if (given != 1) {
     return http::ErrorResponse(bhttp::status::bad_request, "invalid_request",
-                               "give exactly one of 'url', 'assertion' or 'jws'");
+                               "give exactly one of 'url', 'assertion', 'jws' or 'credential'");
   }
   if (j.contains("url")) {
     if (!j["url"].is_string()) return http::ErrorResponse(bhttp::status::bad_request, "invalid_request", "'url' must be a string");
@@ -126,17 +126,22 @@ std::variant<VerifyRequest, Response> ReadImport(const Context& ctx) {
     request.kind = InputKind::kJws;
     request.data = j["jws"].get<std::string>();
   } else {
+    // An assertion, or an OB 3.0 credential: JSON, or (a credential) a
+    // compact VC-JWT in a string. The verifier tells them apart by content.
+    const char* name = j.contains("assertion") ? "assertion" : "credential";
+    const json& a = j[name];
     request.kind = InputKind::kAssertion;
-    const json& a = j["assertion"];
     if (a.is_string()) {
       request.data = a.get<std::string>();
+      const size_t first = request.data.find_first_not_of(" \t\r\n");
+      if (first != std::string::npos && request.data[first] != '{') request.kind = InputKind::kJws;
     } else if (a.is_object()) {
       // The issuer's bytes as the earner pasted them, not a re-serialisation.
-      auto span = protocol::RawJsonMember(ctx.request.body(), "assertion");
+      auto span = protocol::RawJsonMember(ctx.request.body(), name);
       request.data = span ? std::string(*span) : a.dump();
     } else {
       return http::ErrorResponse(bhttp::status::bad_request, "invalid_request",
-                                 "'assertion' must be a JSON object or a string holding one");
+                                 fmt::format("'{}' must be a JSON object or a string holding one", name));
     }
   }
   return request;
@@ -311,6 +316,7 @@ Result<json> ImportAccount(const std::string& account, const json& bundle, Accou
         new_ids[old_id] = result->record.id;
         break;
       case ImportResult::Outcome::kExisting:
+      case ImportResult::Outcome::kReplaced:  // a newer credential of the same identity
         ++existing;
         new_ids[old_id] = result->record.id;
         break;

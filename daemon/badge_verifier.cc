@@ -3,6 +3,10 @@
 #include <string_view>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
+#include "protocol/credential.h"
+#include "protocol/data_integrity.h"
 #include "protocol/jws.h"
 #include "protocol/verification_report.h"
 
@@ -24,6 +28,16 @@ std::string_view TrimAsciiSpace(std::string_view text) {
   const size_t first = text.find_first_not_of(kSpace);
   if (first == std::string_view::npos) return {};
   return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+}
+
+// Whether parsed assertion bytes are really an OB 3.0 credential: the
+// assertion parser recognises a Verifiable Credentials @context or type; a
+// VCDM 1.1 VC-JWT payload carries the credential in its "vc" claim.
+bool IsCredential(const protocol::ParsedAssertion& parsed, std::string_view payload) {
+  if (parsed.badge.spec_version == protocol::SpecVersion::kV3_0) return true;
+  if (parsed.report.HasError(check::kJsonParse) || parsed.report.HasError(check::kDocumentLimits)) return false;
+  const nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
+  return doc.is_object() && doc.contains("vc") && doc["vc"].is_object();
 }
 
 bool Readable(const protocol::ParsedAssertion& parsed) {
@@ -125,8 +139,11 @@ class Verification {
     }
     outcome_.image_format = baked->format;
     if (baked->kind == protocol::BadgeKind::kCredential) {
-      report().Error(check::kDetectVersion,
-                     "the image carries an Open Badges 3.0 credential; OB 3.0 credentials are not supported yet");
+      FromCredential(baked->data);
+      return;
+    }
+    if (request_.credentials_only) {
+      NotCredential("the image carries an OB 0.5-2.0 assertion");
       return;
     }
     switch (baked->form) {
@@ -144,6 +161,10 @@ class Verification {
 
   // A hosted assertion by its URL: its body is the assertion.
   void FromUrl(const std::string& url) {
+    if (request_.credentials_only) {
+      NotCredential("a hosted assertion URL was given");
+      return;
+    }
     if (Result<fetch::Url> parsed = fetch::ParseUrl(url); !parsed.ok()) {
       report().Error(check::kFetchDocument, "the assertion URL is not usable: " + parsed.status().message());
       return;
@@ -190,6 +211,14 @@ class Verification {
     outcome_.assertion_form = protocol::PayloadForm::kJson;
     if (outcome_.source_url.empty()) outcome_.source_url = source_url;
     protocol::ParsedAssertion parsed = protocol::ParseAssertion(json, base_options_.limits);
+    if (IsCredential(parsed, json)) {
+      FromCredential(json);
+      return;
+    }
+    if (request_.credentials_only) {
+      NotCredential("the JSON is not a Verifiable Credential");
+      return;
+    }
     protocol::CheckOptions options = base_options_;
     options.source_url = source_url;
     // Bytes handed in (a stored record re-checked) are not the live copy:
@@ -213,6 +242,14 @@ class Verification {
     outcome_.assertion = compact;
     outcome_.assertion_form = protocol::PayloadForm::kJws;
     const protocol::ParsedAssertion parsed = protocol::ParseAssertion(jws->payload(), base_options_.limits);
+    if (IsCredential(parsed, jws->payload())) {
+      FromCredential(compact);
+      return;
+    }
+    if (request_.credentials_only) {
+      NotCredential("the JWS payload is not a Verifiable Credential");
+      return;
+    }
     if (Readable(parsed) && parsed.badge.verification.type != protocol::VerificationType::kSigned) {
       // The signature is over an assertion that does not claim to be
       // signed: no key is named to check it with, so it proves nothing.
@@ -238,6 +275,48 @@ class Verification {
       // FETCH_DOCUMENT); the signature stays unchecked.
       checked.Error(check::kVerifySignature, "no issuer key could be found to check the signature with");
     }
+  }
+
+  void NotCredential(const std::string& what) {
+    report().Error(check::kDetectVersion, what + "; only Open Badges 3.0 credentials are accepted here");
+  }
+
+  // An OB 3.0 credential: JSON with embedded proofs, or a VC-JWT. The
+  // CredentialDocumentsToFetch / CheckCredential loop, like CheckWithFetches.
+  void FromCredential(const std::string& bytes) {
+    const std::string_view trimmed = TrimAsciiSpace(bytes);
+    outcome_.assertion = std::string(trimmed);
+    outcome_.source_url.clear();
+    const protocol::ParsedCredential parsed = protocol::ParseCredential(trimmed, base_options_.limits);
+    outcome_.assertion_form = parsed.jws ? protocol::PayloadForm::kJws : protocol::PayloadForm::kJson;
+    protocol::CredentialCheckOptions options;
+    options.now = request_.now;
+    options.verified_emails = request_.verified_emails;
+    options.check_recipient = request_.check_recipient;
+    options.limits = base_options_.limits;
+    protocol::DataIntegrityOptions proof_options;
+    proof_options.now = request_.now;
+    options.data_integrity_check = protocol::MakeDataIntegrityCheck(proof_options);
+    for (int round = 0; round < kMaxFetchRounds; ++round) {
+      bool fetched_any = false;
+      for (const std::string& url : protocol::CredentialDocumentsToFetch(parsed, outcome_.documents, options)) {
+        if (outcome_.documents.contains(url)) continue;
+        FetchInto(url).IgnoreError();  // CheckCredential reports what is missing
+        fetched_any = true;
+      }
+      if (!fetched_any) break;
+    }
+    protocol::CredentialCheckResult checked = protocol::CheckCredential(parsed, outcome_.documents, options);
+    if (checked.details.kind == protocol::CredentialKind::kEndorsement) {
+      checked.report.Error(check::kDetectVersion,
+                           "an EndorsementCredential endorses a badge or an issuer; it is not a badge to keep");
+    }
+    outcome_.result.badge = std::move(checked.badge);
+    outcome_.result.report = std::move(checked.report);
+    outcome_.result.missing_documents = std::move(checked.missing_documents);
+    outcome_.result.signing_keys.clear();
+    outcome_.result.matched_email = std::move(checked.matched_email);
+    outcome_.credential = std::move(checked.details);
   }
 
   Result<protocol::PublicKey> ParseKey(const std::string& pem) {

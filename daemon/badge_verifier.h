@@ -1,6 +1,7 @@
 // Verifying a badge as an earner hands it in: the step between the bytes of
-// an import (a URL, assertion JSON, a compact JWS, a baked PNG or SVG) and
-// the checks in protocol/assertion.h.
+// an import (a URL, assertion or credential JSON, a compact JWS or VC-JWT, a
+// baked PNG or SVG) and the checks in protocol/assertion.h (OB 0.5-2.0) and
+// protocol/credential.h (OB 3.0).
 //
 // The verifier reads the input (unbaking an image, fetching a hosted URL,
 // parsing a JWS), then runs the DocumentsToFetch / CheckAssertion loop with
@@ -12,11 +13,17 @@
 // Problems with the input are messages in the report (never a Status), so
 // an import that fails says why in the same report shape as every other
 // check: BAKED_IMAGE for an image that cannot be read or carries no badge,
-// DETECT_VERSION for a baked OB 3.0 credential, FETCH_DOCUMENT for a URL
+// DETECT_VERSION for an assertion where only a credential is wanted, FETCH_DOCUMENT for a URL
 // that cannot be fetched, REVOKED for a hosted URL answering 410, JWS_PARSE
 // for a signed assertion that is not a well-formed JWS, VERIFY_SIGNATURE
 // (once) when no issuer key checks it. docs/badges.md, "Importing a badge",
 // has the details.
+//
+// OB 3.0 credentials are recognised by their content, whatever the input
+// kind says: JSON whose @context is a Verifiable Credentials context, a JWS
+// whose payload is a VC-JWT, an image baked with "openbadgecredential". They
+// run the CredentialDocumentsToFetch / CheckCredential loop instead, with
+// Data Integrity proofs checked against the bundled JSON-LD contexts.
 //
 // Fetching goes through the DocumentFetch given at construction (in the
 // daemon: the guarded Fetcher). Thread-safe when the fetch function is.
@@ -34,6 +41,7 @@
 #include "daemon/lru_cache.h"
 #include "protocol/assertion.h"
 #include "protocol/baking.h"
+#include "protocol/credential.h"
 #include "protocol/jws.h"
 
 namespace backpack {
@@ -51,8 +59,8 @@ using DocumentFetch = std::function<Result<FetchResult>(const std::string& url, 
 // What the earner (or a stored record) hands in.
 enum class InputKind {
   kUrl,        // an http(s) URL of a hosted assertion (OB 0.5-2.0)
-  kAssertion,  // assertion JSON text
-  kJws,        // a compact JWS whose payload is an assertion (SignedBadge)
+  kAssertion,  // assertion JSON text, or OB 3.0 credential JSON
+  kJws,        // a compact JWS: a SignedBadge assertion, or an OB 3.0 VC-JWT
   kImage,      // a baked PNG or SVG
 };
 std::string_view InputKindName(InputKind kind);  // "url", "assertion", "jws", "image"
@@ -71,6 +79,9 @@ struct VerifyRequest {
   std::vector<std::string> verified_emails;  // the earner's verified addresses
   bool check_recipient = true;
   FetchFreshness freshness = FetchFreshness::kReuseFresh;
+  // Accept only OB 3.0 credentials (the OB 3.0 API): anything else is a
+  // DETECT_VERSION error.
+  bool credentials_only = false;
   // Documents to use when fetching them fails for a reason that may pass
   // (kUnavailable: the issuer is down), e.g. those kept in an export bundle.
   // A document used this way is named in VerifyOutcome::fallback_urls.
@@ -79,8 +90,9 @@ struct VerifyRequest {
 
 struct VerifyOutcome {
   protocol::CheckResult result;  // the completed badge and the report
-  // The assertion as the issuer wrote it: JSON text, or the compact JWS of a
-  // SignedBadge (never re-serialised). Empty when the input could not be read.
+  // The assertion or credential as the issuer wrote it: JSON text, or the
+  // compact JWS of a SignedBadge or VC-JWT (never re-serialised). Empty when
+  // the input could not be read.
   std::string assertion;
   protocol::PayloadForm assertion_form = protocol::PayloadForm::kJson;  // kJson or kJws
   std::string source_url;  // the hosted URL the assertion was fetched from, if it was
@@ -94,6 +106,9 @@ struct VerifyOutcome {
   // refused connection, 5xx, 429): the verdict may change on a retry, so a
   // re-check should back off rather than call the badge invalid.
   bool transient_failure = false;
+  // What an OB 3.0 credential says beyond the Badge model (types, results,
+  // proofs, statuses, validity); empty for OB 0.5-2.0 assertions.
+  std::optional<protocol::CredentialDetails> credential;
   bool valid() const { return result.report.valid(); }
 };
 

@@ -114,7 +114,45 @@ std::optional<protocol::FetchedDocument> DecodeDocument(std::string_view value) 
 json NonEmpty(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 json Time(const std::optional<int64_t>& t) { return t ? json(FormatRfc3339(*t)) : json(nullptr); }
 
-std::string RenderBadge(const protocol::Badge& b) {
+// What an OB 3.0 credential says beyond the common model.
+json RenderCredential(const protocol::CredentialDetails& d) {
+  json results = json::array();
+  for (const std::string& result : d.results) {
+    json parsed = json::parse(result, nullptr, false);
+    if (!parsed.is_discarded()) results.push_back(std::move(parsed));
+  }
+  json statuses = json::array();
+  for (const auto& s : d.statuses) {
+    statuses.push_back({{"type", s.type},
+                        {"purpose", NonEmpty(s.purpose)},
+                        {"list", NonEmpty(s.list_url)},
+                        {"index", s.index ? json(*s.index) : json(nullptr)}});
+  }
+  json proofs = json::array();
+  for (const auto& p : d.proofs) {
+    proofs.push_back({{"type", p.type},
+                      {"cryptosuite", NonEmpty(p.cryptosuite)},
+                      {"verification_method", NonEmpty(p.verification_method)}});
+  }
+  return {
+      {"types", d.types},
+      {"form", d.form == protocol::CredentialForm::kJson ? "json" : "jwt"},
+      {"data_model", d.data_model == protocol::DataModel::kV2_0   ? json("2.0")
+                     : d.data_model == protocol::DataModel::kV1_1 ? json("1.1")
+                                                                  : json(nullptr)},
+      {"name", NonEmpty(d.name)},
+      {"description", NonEmpty(d.description)},
+      {"awarded_date", Time(d.awarded_date)},
+      {"subject_id", NonEmpty(d.subject_id)},
+      {"achievement_type", NonEmpty(d.achievement_type)},
+      {"achievement_creator", NonEmpty(d.achievement_creator)},
+      {"results", std::move(results)},
+      {"statuses", std::move(statuses)},
+      {"proofs", std::move(proofs)},
+  };
+}
+
+std::string RenderBadge(const protocol::Badge& b, const protocol::CredentialDetails* credential) {
   const protocol::BadgeClass& c = b.badge_class;
   const protocol::Issuer& i = b.issuer;
   json evidence = json::array();
@@ -167,6 +205,7 @@ std::string RenderBadge(const protocol::Badge& b) {
         {"url", NonEmpty(b.verification.url)}}},
       {"extensions", extensions},
   };
+  if (credential != nullptr) out["credential"] = RenderCredential(*credential);
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -174,6 +213,11 @@ std::string RenderBadge(const protocol::Badge& b) {
 // one issuer cannot shadow another's badge by reusing its id.
 std::string BadgeIdentity(const VerifyOutcome& v) {
   const protocol::Badge& b = v.result.badge;
+  if (v.credential) {
+    // OB 3.0 "credential equality": the same issuer id and credential id.
+    if (!b.id.empty() && !b.issuer.id.empty()) return "credential\n" + b.issuer.id + "\n" + b.id;
+    return "sha256\n" + protocol::Sha256Hex(v.assertion);
+  }
   const std::string issuer = b.issuer.id.empty() ? b.badge_class.issuer_id : b.issuer.id;
   if (!b.id.empty()) return "id\n" + issuer + "\n" + b.id;
   if (!b.verification.url.empty() && b.verification.type == protocol::VerificationType::kHosted) {
@@ -209,6 +253,8 @@ std::string EncodeRecord(const BadgeRecord& r) {
       {"identity", r.identity},
       {"documents", r.document_urls},
   };
+  if (r.valid_from) j["valid_from"] = *r.valid_from;
+  if (r.replaced_at != 0) j["replaced_at"] = r.replaced_at;
   std::string out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   out.pop_back();  // '}'
   out += ",\"badge\":";
@@ -243,6 +289,8 @@ Result<BadgeRecord> DecodeRecord(std::string_view value) {
     r.badge_json = j.contains("badge") ? j["badge"].dump() : "{}";
     r.report_json = j.contains("report") ? j["report"].dump() : "{}";
     if (j.contains("documents")) r.document_urls = j["documents"].get<std::vector<std::string>>();
+    if (j.contains("valid_from")) r.valid_from = j["valid_from"].get<int64_t>();
+    r.replaced_at = j.value("replaced_at", int64_t{0});
     return r;
   } catch (const json::exception& e) {
     return DataLoss(fmt::format("badge record is malformed: {}", e.what()));
@@ -257,6 +305,15 @@ BadgeStatus StatusOf(const VerifyOutcome& v) {
   if (report.HasError(protocol::check::kExpired)) return BadgeStatus::kExpired;
   if (v.transient_failure) return BadgeStatus::kUnverifiable;
   return BadgeStatus::kInvalid;
+}
+
+// Whether a verified credential replaces stored record `r` of the same
+// identity: OB 3.0 says the one with the later validFrom wins; an assertion
+// never replaces.
+bool Replaces(const VerifyOutcome& v, const BadgeRecord& r) {
+  if (!v.credential || r.spec_version != "3.0") return false;
+  const int64_t incoming = v.result.badge.issued_on.value_or(INT64_MIN);
+  return incoming > r.valid_from.value_or(INT64_MIN);
 }
 
 InputKind KindOfStored(const BadgeRecord& r) {
@@ -354,7 +411,7 @@ struct BadgeService::Impl {
     r.report_json = v.result.report.ToJson();
     // The normalised badge follows the issuer's current documents, unless
     // they could not be read this time.
-    if (status == BadgeStatus::kValid) r.badge_json = RenderBadge(v.result.badge);
+    if (status == BadgeStatus::kValid) r.badge_json = RenderBadge(v.result.badge, v.credential ? &*v.credential : nullptr);
     r.next_check_at = NextCheck(status, r.failures, v.result.badge, now);
   }
 
@@ -485,6 +542,103 @@ struct BadgeService::Impl {
     return store.Write(batch);
   }
 
+  // The record's description of an import: how it came and what it is.
+  void Describe(BadgeRecord& r, const VerifyRequest& input, const VerifyOutcome& outcome, int64_t now) {
+    r.spec_version = std::string(protocol::SpecVersionName(outcome.result.badge.spec_version));
+    r.input_kind = std::string(InputKindName(input.kind));
+    r.assertion_form = outcome.assertion_form == protocol::PayloadForm::kJws ? "jws" : "json";
+    r.source_url = outcome.source_url;
+    r.image_format.clear();
+    if (outcome.image_format) r.image_format = std::string(protocol::ImageFormatName(*outcome.image_format));
+    r.recipient = outcome.result.matched_email;
+    r.valid_from.reset();
+    if (outcome.credential) r.valid_from = outcome.result.badge.issued_on;
+    Apply(r, outcome, now);  // renders badge_json: the outcome is valid
+    if (!outcome.fallback_urls.empty()) {
+      // Verified against kept copies only: say so, and try live again soon.
+      r.status = BadgeStatus::kUnverifiable;
+      r.failures = 1;
+      r.next_check_at = NextCheck(r.status, r.failures, outcome.result.badge, now);
+    }
+  }
+
+  // A new badge. Caller holds the identity lock.
+  Result<ImportResult> Create(const std::string& account_id, const std::string& identity, const VerifyRequest& input,
+                              const ImportOptions& options, const VerifyOutcome& outcome, int64_t now,
+                              ImportResult& result) {
+    auto count = CachedCount(account_id);
+    if (!count.ok()) return count.status();
+    if (*count >= config.max_per_account) {
+      return FailedPrecondition(fmt::format("the account holds the most badges allowed ({})", config.max_per_account));
+    }
+    BadgeRecord r;
+    r.account = account_id;
+    r.identity = identity;
+    r.id = NewBadgeId(now);
+    r.state = options.state;
+    r.imported_at = now;
+    Describe(r, input, outcome, now);
+
+    storage::WriteBatch batch;
+    batch.Put(Family::kBadgeBlobs, AssertionBlobKey(account_id, r.id), outcome.assertion);
+    if (input.kind == InputKind::kImage) batch.Put(Family::kBadgeBlobs, ImageBlobKey(account_id, r.id), input.data);
+    PutDocuments(batch, r, outcome, /*replace=*/false);
+    batch.Put(Family::kBadges, RecordKey(account_id, r.id), EncodeRecord(r));
+    batch.Put(Family::kBadgeKeys, IdentityKey(account_id, identity), r.id);
+    batch.Add(Family::kBadgeKeys, CountKey(account_id), 1);
+    if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id), "");
+    BP_RETURN_IF_ERROR(store.Write(batch));
+    AdjustCachedCount(account_id, 1);
+    result.outcome = ImportResult::Outcome::kCreated;
+    result.record = std::move(r);
+    return result;
+  }
+
+  // Replaces stored badge `stored_id` with a newer credential: the same
+  // record id and state, the new bytes, documents and verdict, in one batch.
+  // False when the identity no longer leads to that badge (deleted or
+  // replaced meanwhile): the caller looks again.
+  Result<bool> Replace(const std::string& account_id, const std::string& identity_key, const std::string& stored_id,
+                       const VerifyRequest& input, const VerifyOutcome& outcome, int64_t now,
+                       ImportResult& result) {
+    const std::string key = RecordKey(account_id, stored_id);
+    auto guard = locks.Lock({identity_key, key});
+    auto mapped = store.Get(Family::kBadgeKeys, identity_key);
+    if (!mapped.ok()) return mapped.status();
+    if (!mapped->has_value() || **mapped != stored_id) return false;
+    auto current = LoadExisting(account_id, stored_id);
+    if (!current.ok()) return current.status();
+    if (!Replaces(outcome, *current)) {
+      result.outcome = ImportResult::Outcome::kExisting;
+      result.record = std::move(*current);
+      return true;
+    }
+    BadgeRecord r = std::move(*current);
+    storage::WriteBatch batch;
+    // The old bytes go; the new ones are written after them in the batch.
+    std::vector<std::string> blobs;
+    BP_RETURN_IF_ERROR(store.Scan(Family::kBadgeBlobs, BlobPrefix(account_id, r.id),
+                                  [&](std::string_view k, std::string_view) {
+                                    blobs.emplace_back(k);
+                                    return true;
+                                  }));
+    for (const auto& k : blobs) batch.Delete(Family::kBadgeBlobs, k);
+    if (r.next_check_at != 0) batch.Delete(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id));
+    r.document_urls.clear();
+    r.failures = 0;
+    r.replaced_at = now;
+    Describe(r, input, outcome, now);
+    batch.Put(Family::kBadgeBlobs, AssertionBlobKey(account_id, r.id), outcome.assertion);
+    if (input.kind == InputKind::kImage) batch.Put(Family::kBadgeBlobs, ImageBlobKey(account_id, r.id), input.data);
+    PutDocuments(batch, r, outcome, /*replace=*/false);
+    batch.Put(Family::kBadges, key, EncodeRecord(r));
+    if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id), "");
+    BP_RETURN_IF_ERROR(store.Write(batch));
+    result.outcome = ImportResult::Outcome::kReplaced;
+    result.record = std::move(r);
+    return true;
+  }
+
   Status DeleteLocked(const BadgeRecord& r, storage::WriteBatch& batch) {
     batch.Delete(Family::kBadges, RecordKey(r.account, r.id));
     batch.Delete(Family::kBadgeKeys, IdentityKey(r.account, r.identity));
@@ -529,61 +683,36 @@ Result<ImportResult> BadgeService::Import(const std::string& account_id, const V
     return result;
   }
 
-  BadgeRecord r;
-  r.account = account_id;
-  r.identity = BadgeIdentity(outcome);
-  const std::string identity_key = IdentityKey(account_id, r.identity);
-  const std::string count_key = CountKey(account_id);
-  // The identity key is locked (one writer per badge); the count is not:
-  // the check below may let the imports in flight at that moment pass the
-  // limit together, and their additions to the count are never lost.
-  auto guard = d.locks.Lock({identity_key});
-  auto existing = d.store.Get(Family::kBadgeKeys, identity_key);
-  if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
-    auto record = d.LoadExisting(account_id, **existing);
-    if (!record.ok()) return record.status();
-    result.outcome = ImportResult::Outcome::kExisting;
-    result.record = std::move(*record);
-    return result;
-  }
-  auto count = d.CachedCount(account_id);
-  if (!count.ok()) return count.status();
-  if (*count >= d.config.max_per_account) {
-    return FailedPrecondition(fmt::format("the account holds the most badges allowed ({})", d.config.max_per_account));
-  }
-
+  const std::string identity = BadgeIdentity(outcome);
+  const std::string identity_key = IdentityKey(account_id, identity);
   const int64_t now = request.now;
-  r.id = d.NewBadgeId(now);
-  r.state = options.state;
-  r.imported_at = now;
-  r.spec_version = std::string(protocol::SpecVersionName(outcome.result.badge.spec_version));
-  r.input_kind = std::string(InputKindName(input.kind));
-  r.assertion_form = outcome.assertion_form == protocol::PayloadForm::kJws ? "jws" : "json";
-  r.source_url = outcome.source_url;
-  if (outcome.image_format) r.image_format = std::string(protocol::ImageFormatName(*outcome.image_format));
-  r.recipient = outcome.result.matched_email;
-  d.Apply(r, outcome, now);  // renders badge_json: the outcome is valid
-  if (from_fallback) {
-    // Verified against kept copies only: say so, and try live again soon.
-    r.status = BadgeStatus::kUnverifiable;
-    r.failures = 1;
-    r.next_check_at = d.NextCheck(r.status, r.failures, outcome.result.badge, now);
+  // A newer credential replaces the stored one under the locks of both the
+  // identity and the record; the identity lock alone is taken first, so a
+  // replacement that finds the badge changed under it looks again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string stored_id;
+    {
+      // The identity key is locked (one writer per badge); the count is not:
+      // the check below may let the imports in flight at that moment pass the
+      // limit together, and their additions to the count are never lost.
+      auto guard = d.locks.Lock({identity_key});
+      auto existing = d.store.Get(Family::kBadgeKeys, identity_key);
+      if (!existing.ok()) return existing.status();
+      if (!existing->has_value()) return d.Create(account_id, identity, input, options, outcome, now, result);
+      auto record = d.LoadExisting(account_id, **existing);
+      if (!record.ok()) return record.status();
+      if (!Replaces(outcome, *record)) {
+        result.outcome = ImportResult::Outcome::kExisting;
+        result.record = std::move(*record);
+        return result;
+      }
+      stored_id = record->id;
+    }
+    auto replaced = d.Replace(account_id, identity_key, stored_id, input, outcome, now, result);
+    if (!replaced.ok()) return replaced.status();
+    if (*replaced) return result;
   }
-
-  storage::WriteBatch batch;
-  batch.Put(Family::kBadgeBlobs, AssertionBlobKey(account_id, r.id), outcome.assertion);
-  if (input.kind == InputKind::kImage) batch.Put(Family::kBadgeBlobs, ImageBlobKey(account_id, r.id), input.data);
-  d.PutDocuments(batch, r, outcome, /*replace=*/false);
-  batch.Put(Family::kBadges, RecordKey(account_id, r.id), EncodeRecord(r));
-  batch.Put(Family::kBadgeKeys, identity_key, r.id);
-  batch.Add(Family::kBadgeKeys, count_key, 1);
-  if (r.next_check_at != 0) batch.Put(Family::kRecheckQueue, QueueKey(r.next_check_at, account_id, r.id), "");
-  BP_RETURN_IF_ERROR(d.store.Write(batch));
-  d.AdjustCachedCount(account_id, 1);
-  result.outcome = ImportResult::Outcome::kCreated;
-  result.record = std::move(r);
-  return result;
+  return Aborted("the badge kept changing while it was being replaced; try again");
 }
 
 Result<BadgePage> BadgeService::List(const std::string& account_id, std::optional<BadgeState> state, size_t limit,
@@ -720,11 +849,12 @@ Result<BadgeService::BakedImage> BadgeService::Baked(const std::string& account_
   auto format = protocol::DetectImageFormat(image);
   if (!format.ok()) return FailedPrecondition("the badge image is neither PNG nor SVG");
   protocol::BakedPayload payload;
-  payload.kind = protocol::BadgeKind::kAssertion;
+  const bool credential = record->spec_version == "3.0";
+  payload.kind = credential ? protocol::BadgeKind::kCredential : protocol::BadgeKind::kAssertion;
   payload.form = record->assertion_form == "jws" ? protocol::PayloadForm::kJws : protocol::PayloadForm::kJson;
   payload.data = original->assertion;
   // A hosted assertion keeps its address in an SVG's verify attribute.
-  if (payload.form == protocol::PayloadForm::kJson && !record->source_url.empty()) {
+  if (!credential && payload.form == protocol::PayloadForm::kJson && !record->source_url.empty()) {
     payload.verify_url = record->source_url;
   }
   auto baked = protocol::BakeBadge(image, payload);

@@ -10,8 +10,11 @@
 //    fetched document), the duplicate-check key and its re-check entry.
 //  * A badge is identified by its issuer-given identity (the assertion IRI,
 //    else the hosted URL, else issuer + uid, else the SHA-256 of the
-//    assertion bytes). Importing the same badge again returns the stored
-//    record unchanged (created = false).
+//    assertion bytes; for an OB 3.0 credential, issuer id + credential id).
+//    Importing the same badge again returns the stored record unchanged
+//    (kExisting) -- except that a credential with a later validFrom
+//    replaces the stored one (kReplaced): same record id, same state, the
+//    new bytes, documents and verdict.
 //  * Two independent facts describe a stored badge. Its `state` is the
 //    earner's decision: pending (an issuer pushed it), accepted, rejected.
 //    Its `status` is the last verification's verdict: valid, revoked,
@@ -64,9 +67,9 @@ struct BadgeRecord {
   int64_t checked_at = 0;     // last verification attempt
   int64_t next_check_at = 0;  // 0: not scheduled (revoked, expired)
   int failures = 0;           // consecutive unreachable re-checks
-  std::string spec_version;   // "0.5" ... "2.0"
+  std::string spec_version;   // "0.5" ... "2.0", "3.0"
   std::string input_kind;     // how it was imported: url, assertion, jws, image
-  std::string assertion_form; // "json" or "jws"
+  std::string assertion_form; // "json" or "jws" (a SignedBadge or VC-JWT)
   std::string source_url;     // hosted URL it was fetched from, if any
   std::string image_format;   // "png" or "svg" when imported baked; else ""
   std::string recipient;      // the verified address it was awarded to
@@ -74,6 +77,10 @@ struct BadgeRecord {
   std::string badge_json;     // the normalised badge (docs/api.md)
   std::string report_json;    // the last verification report
   std::vector<std::string> document_urls;  // fetched documents kept with it
+  // OB 3.0: validFrom (or issuanceDate) of the stored credential, which
+  // decides whether a credential with the same identity replaces it.
+  std::optional<int64_t> valid_from;
+  int64_t replaced_at = 0;  // OB 3.0: when a newer credential last replaced it
 };
 
 // The issuer's bytes kept with a badge.
@@ -94,9 +101,12 @@ struct ImportOptions {
 };
 
 struct ImportResult {
-  enum class Outcome { kCreated, kExisting, kRefused };
+  // kExisting: the same badge was stored already and is unchanged (for a
+  // credential: the stored one is as recent or newer). kReplaced: a newer
+  // OB 3.0 credential replaced the stored one.
+  enum class Outcome { kCreated, kExisting, kReplaced, kRefused };
   Outcome outcome = Outcome::kRefused;
-  BadgeRecord record;       // kCreated, kExisting
+  BadgeRecord record;       // kCreated, kExisting, kReplaced
   std::string report_json;  // always: the verification report of this attempt
 };
 

@@ -443,17 +443,114 @@ TEST_F(BadgeVerifierTest, DamagedPngIsBakedImage) {
   EXPECT_TRUE(out.documents.empty());
 }
 
-TEST_F(BadgeVerifierTest, BakedOpenBadges3CredentialIsNotSupportedYet) {
-  protocol::BakedPayload credential;
-  credential.kind = protocol::BadgeKind::kCredential;
-  credential.form = protocol::PayloadForm::kJson;
-  credential.data = R"({"@context":["https://www.w3.org/ns/credentials/v2"],"type":["VerifiableCredential"]})";
-  auto png = protocol::BakeBadge(issuer_.UnbakedPng(), credential);
-  ASSERT_TRUE(png.ok()) << png.status().ToString();
-  const VerifyOutcome out = Verify(InputKind::kImage, *png);
+// ---- OB 3.0 credentials ----------------------------------------------------------
+
+using protocol::check::kCredentialStatus;
+using protocol::check::kVerifyProof;
+using testing::CredentialProofKind;
+
+TEST_F(BadgeVerifierTest, DataIntegrityCredentialIsValid) {
+  const std::string vc = issuer_.AwardCredential({.email = kAnn});
+  const VerifyOutcome out = Verify(InputKind::kAssertion, vc);
+  EXPECT_VALID(out);
+  ASSERT_TRUE(out.credential.has_value());
+  EXPECT_EQ(out.result.badge.spec_version, protocol::SpecVersion::kV3_0);
+  EXPECT_EQ(out.result.badge.badge_class.name, "Test Achievement");
+  EXPECT_EQ(out.result.badge.issuer.id, issuer_.IssuerDid());
+  EXPECT_EQ(out.result.matched_email, kAnn);
+  EXPECT_EQ(out.assertion, vc);
+  EXPECT_EQ(out.assertion_form, protocol::PayloadForm::kJson);
+  ASSERT_EQ(out.credential->proofs.size(), 1u);
+  EXPECT_EQ(out.credential->proofs[0].cryptosuite, "eddsa-rdfc-2022");
+  // The status list was fetched and kept; its own proof was checked.
+  ASSERT_TRUE(out.documents.contains(issuer_.StatusListUrl()));
+  EXPECT_EQ(out.documents.at(issuer_.StatusListUrl()).status, 200);
+}
+
+TEST_F(BadgeVerifierTest, VcJwtCredentialIsValid) {
+  const std::string jwt = issuer_.AwardCredential({.email = kAnn}, CredentialProofKind::kJwt);
+  const VerifyOutcome out = Verify(InputKind::kJws, jwt);
+  EXPECT_VALID(out);
+  ASSERT_TRUE(out.credential.has_value());
+  EXPECT_EQ(out.credential->form, protocol::CredentialForm::kJwtDoc);
+  EXPECT_EQ(out.assertion, jwt);
+  EXPECT_EQ(out.assertion_form, protocol::PayloadForm::kJws);
+}
+
+TEST_F(BadgeVerifierTest, BakedCredentialsAreValid) {
+  const std::string vc = issuer_.AwardCredential({.email = kAnn});
+  const std::string jwt = issuer_.AwardCredential({.email = kAnn}, CredentialProofKind::kJwt);
+  for (const std::string& image :
+       {issuer_.BakePng(vc, protocol::BadgeKind::kCredential), issuer_.BakeSvg(vc, protocol::BadgeKind::kCredential),
+        issuer_.BakePng(jwt, protocol::BadgeKind::kCredential),
+        issuer_.BakeSvg(jwt, protocol::BadgeKind::kCredential)}) {
+    const VerifyOutcome out = Verify(InputKind::kImage, image);
+    EXPECT_VALID(out);
+    ASSERT_TRUE(out.credential.has_value());
+    EXPECT_TRUE(out.assertion == vc || out.assertion == jwt);
+    EXPECT_TRUE(out.image_format.has_value());
+  }
+}
+
+TEST_F(BadgeVerifierTest, TamperedCredentialFailsTheProofCheck) {
+  const std::string vc = issuer_.AwardCredential({.email = kAnn});
+  const std::string forged = TestIssuer::Tamper(vc, "/credentialSubject/achievement/name", "Forged Achievement");
+  const VerifyOutcome out = Verify(InputKind::kAssertion, forged);
   EXPECT_FALSE(out.valid());
-  EXPECT_NE(MessageOf(out.result.report, kDetectVersion).find("not supported yet"), std::string::npos)
-      << out.result.report.ToJson();
+  EXPECT_TRUE(out.result.report.HasError(kVerifyProof)) << out.result.report.ToJson();
+
+  // A VC-JWT whose payload was changed after signing.
+  const std::string jwt = issuer_.AwardCredential({.email = kAnn}, CredentialProofKind::kJwt);
+  nlohmann::json payload = JwsPayload(jwt);
+  payload["name"] = "Forged";
+  const std::string altered = JwsPart(jwt, 0) + "." + protocol::Base64UrlEncode(payload.dump()) + "." + JwsPart(jwt, 2);
+  const VerifyOutcome jwt_out = Verify(InputKind::kJws, altered);
+  EXPECT_FALSE(jwt_out.valid());
+  EXPECT_TRUE(jwt_out.result.report.HasError(kVerifyProof)) << jwt_out.result.report.ToJson();
+}
+
+TEST_F(BadgeVerifierTest, CredentialChecksRecipientExpiryAndStatus) {
+  const VerifyOutcome stranger = Verify(InputKind::kAssertion, issuer_.AwardCredential({.email = "bob@example.org"}));
+  EXPECT_FALSE(stranger.valid());
+  EXPECT_TRUE(stranger.result.report.HasError(kValidateRecipient)) << stranger.result.report.ToJson();
+
+  const VerifyOutcome expired =
+      Verify(InputKind::kAssertion, issuer_.AwardCredential({.email = kAnn, .valid_until = kNow - 10}));
+  EXPECT_FALSE(expired.valid());
+  EXPECT_TRUE(expired.result.report.HasError(kExpired)) << expired.result.report.ToJson();
+
+  const std::string vc = issuer_.AwardCredential({.email = kAnn, .id = "urn:uuid:1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"});
+  EXPECT_VALID(Verify(InputKind::kAssertion, vc));
+  issuer_.Revoke("urn:uuid:1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed");
+  const VerifyOutcome revoked = Verify(InputKind::kAssertion, vc);
+  EXPECT_FALSE(revoked.valid());
+  EXPECT_TRUE(revoked.result.report.HasError(kRevoked)) << revoked.result.report.ToJson();
+}
+
+TEST_F(BadgeVerifierTest, UnreachableStatusListIsTransient) {
+  const std::string vc = issuer_.AwardCredential({.email = kAnn});
+  issuer_.SetDown(true);
+  const VerifyOutcome out = Verify(InputKind::kAssertion, vc);
+  EXPECT_FALSE(out.valid());
+  EXPECT_TRUE(out.transient_failure);
+}
+
+TEST_F(BadgeVerifierTest, CredentialsOnlyRefusesAssertions) {
+  VerifyRequest request;
+  request.now = kNow;
+  request.verified_emails = {kAnn};
+  request.credentials_only = true;
+  request.kind = InputKind::kJws;
+  request.data = issuer_.AwardSigned({.email = kAnn});
+  const VerifyOutcome jws = verifier_.Verify(request);
+  EXPECT_FALSE(jws.valid());
+  EXPECT_TRUE(jws.result.report.HasError(kDetectVersion)) << jws.result.report.ToJson();
+  request.kind = InputKind::kUrl;
+  request.data = issuer_.AwardHosted({.email = kAnn});
+  EXPECT_TRUE(verifier_.Verify(request).result.report.HasError(kDetectVersion));
+  request.kind = InputKind::kAssertion;
+  request.data = issuer_.AwardCredential({.email = kAnn});
+  EXPECT_VALID(verifier_.Verify(request));
 }
 
 // ---- Fetch failures and fallbacks ------------------------------------------------

@@ -251,6 +251,87 @@ TEST_F(BadgesTest, BakedCarriesTheOriginalAssertion) {
   EXPECT_EQ(payload2->data, issuer_.HostedJson(url));
 }
 
+// ---- OB 3.0 credentials ----------------------------------------------------------
+
+constexpr char kCredentialId[] = "urn:uuid:6f1c2b8e-0a4d-4e55-9a51-3a2f1d7c9e10";
+
+TEST_F(BadgesTest, ACredentialIsReplacedOnlyByANewerOne) {
+  const std::string first = issuer_.AwardCredential({.email = "ann@example.org", .id = kCredentialId});
+  const ImportResult created = MustImport(InputKind::kAssertion, first);
+  ASSERT_EQ(created.outcome, ImportResult::Outcome::kCreated) << created.report_json;
+  EXPECT_EQ(created.record.spec_version, "3.0");
+  EXPECT_EQ(created.record.valid_from, 1700000000);
+  const json badge = json::parse(created.record.badge_json);
+  EXPECT_EQ(badge["name"], "Test Achievement");
+  EXPECT_EQ(badge["issuer"]["id"], issuer_.IssuerDid());
+  EXPECT_EQ(badge["credential"]["proofs"][0]["cryptosuite"], "eddsa-rdfc-2022");
+  EXPECT_EQ(badge["credential"]["statuses"][0]["type"], "BitstringStatusListEntry");
+  ASSERT_TRUE(badges_->SetState(account_, created.record.id, BadgeState::kAccepted).ok());
+
+  // The same credential again, and one as recent in another proof format: unchanged.
+  EXPECT_EQ(MustImport(InputKind::kAssertion, first).outcome, ImportResult::Outcome::kExisting);
+  const std::string same_age =
+      issuer_.AwardCredential({.email = "ann@example.org", .id = kCredentialId}, testing::CredentialProofKind::kJwt);
+  EXPECT_EQ(MustImport(InputKind::kJws, same_age).outcome, ImportResult::Outcome::kExisting);
+
+  // A newer one (later validFrom) replaces it: same record and state, new bytes.
+  const std::string newer = issuer_.AwardCredential(
+      {.email = "ann@example.org", .id = kCredentialId, .valid_from = 1700000500, .achievement_name = "Renamed"},
+      testing::CredentialProofKind::kJwt);
+  now_ += 60;
+  const ImportResult replaced = MustImport(InputKind::kJws, newer);
+  ASSERT_EQ(replaced.outcome, ImportResult::Outcome::kReplaced) << replaced.report_json;
+  EXPECT_EQ(replaced.record.id, created.record.id);
+  EXPECT_EQ(replaced.record.state, BadgeState::kAccepted);
+  EXPECT_EQ(replaced.record.valid_from, 1700000500);
+  EXPECT_EQ(replaced.record.replaced_at, now_.load());
+  EXPECT_EQ(replaced.record.assertion_form, "jws");
+  EXPECT_EQ(json::parse(replaced.record.badge_json)["name"], "Renamed");
+  auto original = badges_->GetOriginal(account_, created.record.id);
+  ASSERT_TRUE(original.ok());
+  EXPECT_EQ(original->assertion, newer);
+
+  // An older one changes nothing.
+  const std::string older =
+      issuer_.AwardCredential({.email = "ann@example.org", .id = kCredentialId, .valid_from = 1690000000});
+  const ImportResult kept = MustImport(InputKind::kAssertion, older);
+  EXPECT_EQ(kept.outcome, ImportResult::Outcome::kExisting);
+  original = badges_->GetOriginal(account_, created.record.id);
+  ASSERT_TRUE(original.ok());
+  EXPECT_EQ(original->assertion, newer);
+
+  auto page = badges_->List(account_, std::nullopt, 10, "");
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->badges.size(), 1u);
+  EXPECT_EQ(CountKeys(storage::Family::kRecheckQueue), 1u);
+  // The identity is the issuer and the credential id: another issuer's
+  // credential with the same id is another badge (no status list: nothing
+  // of the other issuer is fetched).
+  testing::TestIssuer other;
+  const std::string foreign = other.AwardCredential({.email = "ann@example.org", .id = kCredentialId, .with_status = false});
+  EXPECT_EQ(MustImport(InputKind::kAssertion, foreign).outcome, ImportResult::Outcome::kCreated);
+}
+
+TEST_F(BadgesTest, ACredentialIsRecheckedAndBakedAsACredential) {
+  const std::string vc = issuer_.AwardCredential({.email = "ann@example.org", .id = kCredentialId});
+  const ImportResult created = MustImport(InputKind::kAssertion, vc);
+  ASSERT_EQ(created.outcome, ImportResult::Outcome::kCreated) << created.report_json;
+
+  auto baked = badges_->Baked(account_, created.record.id);
+  ASSERT_TRUE(baked.ok()) << baked.status().ToString();
+  EXPECT_EQ(baked->content_type, "image/png");
+  auto payload = protocol::ExtractBadge(baked->bytes);
+  ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+  EXPECT_EQ(payload->kind, protocol::BadgeKind::kCredential);
+  EXPECT_EQ(payload->data, vc);
+
+  issuer_.Revoke(kCredentialId);
+  auto rechecked = badges_->Recheck(account_, created.record.id);
+  ASSERT_TRUE(rechecked.ok()) << rechecked.status().ToString();
+  EXPECT_EQ(rechecked->status, BadgeStatus::kRevoked) << rechecked->report_json;
+  EXPECT_EQ(rechecked->next_check_at, 0);
+}
+
 TEST_F(BadgesTest, ADifferentAccountSeesNothing) {
   const ImportResult result = MustImport(InputKind::kJws, issuer_.AwardSigned({.email = "ann@example.org"}));
   const std::string other = VerifiedAccount("bob@example.org");

@@ -60,6 +60,62 @@ class BadgeApiTest : public ::testing::Test {
   TestIssuer issuer_;
 };
 
+TEST_F(BadgeApiTest, ImportsOpenBadges3CredentialsInEveryForm) {
+  using testing::CredentialProofKind;
+  auto node = StartNode("a");
+  const std::string token = testing::SignUpVerified(*node, Outbox("a"), "ada@example.org");
+  ASSERT_FALSE(token.empty()) << node->ReadLog();
+  const std::string vc = issuer_.AwardCredential({.email = "ada@example.org"});
+  const std::string jwt = issuer_.AwardCredential({.email = "ada@example.org"}, CredentialProofKind::kJwt);
+  const auto credential = protocol::BadgeKind::kCredential;
+  const struct {
+    const char* what;
+    Reply reply;
+    const char* form;
+  } accepted[] = {
+      {"credential json", PostJson(*node, "/api/v1/badges", {{"credential", json::parse(vc)}}, token), "json"},
+      {"vc-jwt", PostJson(*node, "/api/v1/badges", {{"credential", jwt}}, token), "jwt"},
+      {"baked png",
+       PostImage(*node, issuer_.BakePng(issuer_.AwardCredential({.email = "ada@example.org"}), credential),
+                 "image/png", token),
+       "json"},
+      {"baked svg",
+       PostImage(*node,
+                 issuer_.BakeSvg(issuer_.AwardCredential({.email = "ada@example.org"}, CredentialProofKind::kJwt),
+                                 credential),
+                 "image/svg+xml", token),
+       "jwt"},
+  };
+  for (const auto& c : accepted) {
+    ASSERT_EQ(c.reply.status, 201) << c.what << ": " << c.reply.body;
+    const json body = json::parse(c.reply.body);
+    EXPECT_EQ(body["status"], "valid") << c.what;
+    EXPECT_EQ(body["spec_version"], "3.0") << c.what;
+    EXPECT_EQ(body["badge"]["credential"]["form"], c.form) << c.what;
+    EXPECT_EQ(body["badge"]["issuer"]["id"], issuer_.IssuerDid()) << c.what;
+  }
+  // The issuer's bytes come back verbatim.
+  const std::string id = json::parse(accepted[0].reply.body)["id"];
+  const Reply read = Get(*node, "/api/v1/badges/" + id, token);
+  ASSERT_EQ(read.status, 200) << read.body;
+  EXPECT_EQ(json::parse(read.body)["original"]["assertion"], vc);
+  // Baked again for export: an OB 3.0 image with the credential in it.
+  const Reply baked = Get(*node, "/api/v1/badges/" + id + "/baked", token);
+  ASSERT_EQ(baked.status, 200) << baked.body;
+  auto payload = protocol::ExtractBadge(baked.body);
+  ASSERT_TRUE(payload.ok()) << payload.status().ToString();
+  EXPECT_EQ(payload->kind, protocol::BadgeKind::kCredential);
+  EXPECT_EQ(payload->data, vc);
+
+  // A tampered credential fails naming the proof check, and nothing is stored.
+  const Reply list_before = Get(*node, "/api/v1/badges", token);
+  const std::string forged = TestIssuer::Tamper(vc, "/credentialSubject/achievement/name", "Forged");
+  const Reply refused = PostJson(*node, "/api/v1/badges", {{"credential", json::parse(forged)}}, token);
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_EQ(FailedCheck(refused), "VERIFY_PROOF") << refused.body;
+  EXPECT_EQ(Get(*node, "/api/v1/badges", token).body, list_before.body);
+}
+
 TEST_F(BadgeApiTest, ImportsEveryFormAndExplainsEveryRefusal) {
   auto node = StartNode("a");
   // Verified as typed in lower case; the issuer awarded to the mixed-case form.

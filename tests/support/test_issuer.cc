@@ -9,8 +9,11 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "protocol/baking.h"
+#include "protocol/data_integrity.h"
+#include "protocol/did.h"
 #include "protocol/encoding.h"
 #include "protocol/jws.h"
 #include "protocol/png.h"
@@ -107,16 +110,55 @@ constexpr char kPlainSvg[] =
     "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"16\" height=\"16\" viewBox=\"0 0 16 16\">"
     "<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#3a7\"/></svg>\n";
 
-std::string Bake(const std::string& image, const std::string& payload) {
+std::string Bake(const std::string& image, const std::string& payload, protocol::BadgeKind kind) {
   Result<protocol::PayloadForm> form = protocol::ClassifyPayload(payload);
   if (!form.ok()) Fail("cannot bake a payload that is not JSON, a JWS or a URL: " + form.status().ToString());
   protocol::BakedPayload baked;
-  baked.kind = protocol::BadgeKind::kAssertion;
+  baked.kind = kind;
   baked.form = *form;
   baked.data = payload;
   Result<std::string> out = protocol::BakeBadge(image, baked);
   if (!out.ok()) Fail("baking failed: " + out.status().ToString());
   return std::move(out).value();
+}
+
+protocol::PrivateKey NewEd25519Key() {
+  Result<protocol::PrivateKey> key = protocol::PrivateKey::Generate(protocol::KeyType::kEd25519);
+  if (!key.ok()) Fail("cannot generate an Ed25519 key: " + key.status().ToString());
+  return std::move(key).value();
+}
+
+std::string Gzip(std::string_view bytes) {
+  z_stream stream{};
+  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
+    Fail("deflateInit2 failed");
+  }
+  std::string out(deflateBound(&stream, static_cast<uLong>(bytes.size())) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&stream, Z_FINISH) != Z_STREAM_END) Fail("deflate failed");
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// Attaches an eddsa-rdfc-2022 proof made with `key` (method `method`).
+nlohmann::json SignDataIntegrity(nlohmann::json document, const protocol::PrivateKey& key,
+                                 const std::string& method) {
+  nlohmann::json proof = {{"type", "DataIntegrityProof"},
+                          {"cryptosuite", "eddsa-rdfc-2022"},
+                          {"created", "2023-11-14T22:13:20Z"},
+                          {"verificationMethod", method},
+                          {"proofPurpose", "assertionMethod"}};
+  Result<std::string> hash = protocol::DataIntegrityHashData(document, proof);
+  if (!hash.ok()) Fail("cannot canonicalise a credential: " + hash.status().ToString());
+  Result<std::string> signature = protocol::SignEd25519(key, *hash);
+  if (!signature.ok()) Fail("cannot sign a credential: " + signature.status().ToString());
+  proof["proofValue"] = "z" + protocol::Base58BtcEncode(*signature);
+  document["proof"] = std::move(proof);
+  return document;
 }
 
 std::string WithoutFragment(const std::string& url) { return url.substr(0, url.find('#')); }
@@ -150,6 +192,14 @@ struct TestIssuer::Impl {
   bool down = false;
   std::optional<int> max_age;  // SetMaxAge: one Cache-Control for every document
   int next_assertion = 1;
+  // OB 3.0: the did:key issuer, its status list (one bit per credential
+  // awarded with a status, 131,072 entries) and the signed list as served.
+  protocol::PrivateKey ed_key = NewEd25519Key();
+  std::string did;
+  std::string did_method;  // the verification method: did#multikey
+  std::map<std::string, uint64_t> status_index;  // credential id -> bit
+  uint64_t next_status = 0;
+  std::string status_list_json;  // signed; rebuilt when a bit changes
 
   // The server, once started.
   std::unique_ptr<LocalHttpServer> server;
@@ -159,6 +209,81 @@ struct TestIssuer::Impl {
   std::string KeyUrl() const { return base_url + "/keys/1"; }
   std::string RevocationListUrl() const { return base_url + "/revocations"; }
   std::string ImageUrl() const { return base_url + "/images/badge.png"; }
+  std::string StatusListUrl() const { return base_url + "/status/1"; }
+
+  void InitDid() {
+    if (!did.empty()) return;
+    Result<std::string> multikey = protocol::Ed25519Multikey(ed_key.public_key());
+    if (!multikey.ok()) Fail("cannot encode the Ed25519 key: " + multikey.status().ToString());
+    did = "did:key:" + *multikey;
+    did_method = did + "#" + *multikey;
+  }
+
+  // The signed BitstringStatusListCredential with the revoked bits set.
+  std::string StatusListJson() {
+    if (!status_list_json.empty()) return status_list_json;
+    InitDid();
+    std::string bits(protocol::kMinStatusListBits / 8, '\0');
+    for (const auto& [id, index] : status_index) {
+      if (revoked.contains(id)) bits[index / 8] = static_cast<char>(bits[index / 8] | (0x80 >> (index % 8)));
+    }
+    nlohmann::json list = {
+        {"@context", {"https://www.w3.org/ns/credentials/v2"}},
+        {"id", StatusListUrl()},
+        {"type", {"VerifiableCredential", "BitstringStatusListCredential"}},
+        {"issuer", did},
+        {"validFrom", "2023-11-14T22:13:20Z"},
+        {"credentialSubject",
+         {{"id", StatusListUrl() + "#list"},
+          {"type", "BitstringStatusList"},
+          {"statusPurpose", "revocation"},
+          {"encodedList", "u" + protocol::Base64UrlEncode(Gzip(bits))}}},
+    };
+    status_list_json = SignDataIntegrity(std::move(list), ed_key, did_method).dump();
+    return status_list_json;
+  }
+
+  nlohmann::json Credential(const CredentialOptions& options, const std::string& id) {
+    InitDid();
+    nlohmann::json identifier = {{"type", "IdentityObject"}, {"identityType", "emailAddress"},
+                                 {"hashed", options.hashed}};
+    if (options.hashed) {
+      identifier["identityHash"] = protocol::HashIdentity(options.email, options.salt);
+      if (!options.salt.empty()) identifier["salt"] = options.salt;
+    } else {
+      identifier["identityHash"] = options.email;
+    }
+    nlohmann::json c = {
+        {"@context",
+         {"https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"}},
+        {"id", id},
+        {"type", {"VerifiableCredential", "OpenBadgeCredential"}},
+        {"issuer", {{"id", did}, {"type", {"Profile"}}, {"name", "Test Issuer"}, {"url", base_url}}},
+        {"validFrom", IsoTime(options.valid_from)},
+        {"name", options.achievement_name},
+        {"credentialSubject",
+         {{"type", {"AchievementSubject"}},
+          {"identifier", {identifier}},
+          {"achievement",
+           {{"id", base_url + "/achievements/1"},
+            {"type", {"Achievement"}},
+            {"name", options.achievement_name},
+            {"description", "Awarded by the test issuer."},
+            {"criteria", {{"narrative", "Be part of a test."}}},
+            {"image", {{"id", ImageUrl()}, {"type", "Image"}}}}}}},
+    };
+    if (options.valid_until) c["validUntil"] = IsoTime(*options.valid_until);
+    if (options.with_status) {
+      auto [it, added] = status_index.emplace(id, next_status);
+      if (added) ++next_status;
+      c["credentialStatus"] = {{"id", StatusListUrl() + "#" + std::to_string(it->second)},
+                               {"type", "BitstringStatusListEntry"},
+                               {"statusPurpose", "revocation"},
+                               {"statusListIndex", std::to_string(it->second)},
+                               {"statusListCredential", StatusListUrl()}};
+    }
+    return c;
+  }
 
   OrderedJson Assertion(const AwardOptions& options, const std::string& id, OrderedJson verification) const {
     OrderedJson recipient;
@@ -255,6 +380,10 @@ struct TestIssuer::Impl {
     } else if (url == RevocationListUrl()) {
       a.cache_control = kNoCache;
       a.body = RevocationListJson();
+    } else if (url == StatusListUrl()) {
+      a.cache_control = kNoCache;
+      a.content_type = "application/vc+ld+json";
+      a.body = StatusListJson();
     } else if (url == ImageUrl()) {
       a.content_type = "image/png";
       a.body = png;
@@ -370,9 +499,13 @@ std::string TestIssuer::AwardSigned(const AwardOptions& options) {
   return std::move(jws).value();
 }
 
-std::string TestIssuer::BakePng(const std::string& payload) const { return Bake(impl_->png, payload); }
+std::string TestIssuer::BakePng(const std::string& payload, protocol::BadgeKind kind) const {
+  return Bake(impl_->png, payload, kind);
+}
 
-std::string TestIssuer::BakeSvg(const std::string& payload) const { return Bake(kPlainSvg, payload); }
+std::string TestIssuer::BakeSvg(const std::string& payload, protocol::BadgeKind kind) const {
+  return Bake(kPlainSvg, payload, kind);
+}
 
 std::string TestIssuer::UnbakedPng() const { return impl_->png; }
 
@@ -381,6 +514,51 @@ std::string TestIssuer::UnbakedSvg() const { return kPlainSvg; }
 void TestIssuer::Revoke(const std::string& assertion_id) {
   std::lock_guard lock(impl_->mu);
   impl_->revoked[assertion_id] = kRevocationReason;
+  if (impl_->status_index.contains(assertion_id)) impl_->status_list_json.clear();
+}
+
+std::string TestIssuer::AwardCredential(const CredentialOptions& options, CredentialProofKind proof) {
+  nlohmann::json credential;
+  std::optional<protocol::PrivateKey> key;
+  std::string method;
+  {
+    std::lock_guard lock(impl_->mu);
+    credential = impl_->Credential(options, options.id.empty() ? "urn:uuid:" + RandomUuid() : options.id);
+    key = impl_->ed_key;
+    method = impl_->did_method;
+  }
+  if (proof == CredentialProofKind::kDataIntegrity) return SignDataIntegrity(std::move(credential), *key, method).dump();
+  // VC-JWT (VC-JOSE): the payload is the credential, with the registered
+  // claims OB 3.0 asks for.
+  credential["iss"] = credential["issuer"]["id"];
+  credential["jti"] = credential["id"];
+  credential["nbf"] = options.valid_from;
+  if (options.valid_until) credential["exp"] = *options.valid_until;
+  protocol::JwsHeaderFields fields;
+  fields.key_id = method;
+  fields.type = "JWT";
+  Result<std::string> jws = protocol::Sign(*key, credential.dump(), fields);
+  if (!jws.ok()) Fail("signing a VC-JWT failed: " + jws.status().ToString());
+  return std::move(jws).value();
+}
+
+std::string TestIssuer::IssuerDid() const {
+  std::lock_guard lock(impl_->mu);
+  impl_->InitDid();
+  return impl_->did;
+}
+
+std::string TestIssuer::StatusListUrl() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->StatusListUrl();
+}
+
+std::string TestIssuer::Tamper(const std::string& credential_json, const std::string& pointer,
+                               const std::string& value) {
+  nlohmann::json credential = nlohmann::json::parse(credential_json, nullptr, false);
+  if (!credential.is_object()) Fail("Tamper: not a JSON credential");
+  credential[nlohmann::json::json_pointer(pointer)] = value;
+  return credential.dump();
 }
 
 void TestIssuer::SetDown(bool down) {

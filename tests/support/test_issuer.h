@@ -1,5 +1,6 @@
-// Test support: an Open Badges 2.0 issuer of our own (own RSA key, own
-// profile, own BadgeClass), for tests and benchmarks that import badges.
+// Test support: an Open Badges issuer of our own, for tests and benchmarks
+// that import badges: OB 2.0 (own RSA key, own profile, own BadgeClass) and
+// OB 3.0 (own Ed25519 key as a did:key issuer, own status list).
 //
 // The issuer's documents live under a base URL. Either serve them over real
 // HTTP on 127.0.0.1 (Start(): a node started with --fetch-allow-private can
@@ -12,6 +13,10 @@
 //   std::string jws = issuer.AwardSigned({.email = "ann@example.org"});
 //   std::string png = issuer.BakePng(jws);             // baked image
 //   issuer.Revoke(url_or_id);                          // now on the revocation list / 410
+//
+//   std::string vc = issuer.AwardCredential({.email = "ann@example.org"});  // eddsa-rdfc-2022
+//   std::string jwt = issuer.AwardCredential({.email = "ann@example.org"}, CredentialProofKind::kJwt);
+//   issuer.Revoke(credential_id);                       // its status list bit is set
 #pragma once
 
 #include <cstdint>
@@ -34,6 +39,25 @@ struct AwardOptions {
   std::optional<int64_t> expires = std::nullopt;
   // Extra members merged into the assertion JSON (an extension, say).
   std::string extra_json = "{}";
+};
+
+// An OB 3.0 OpenBadgeCredential (VCDM 2.0) to award.
+struct CredentialOptions {
+  std::string email = {};     // the recipient (credentialSubject.identifier, emailAddress)
+  bool hashed = true;         // identityHash sha256$ with salt
+  std::string salt = "s4lt";
+  std::string id = {};        // the credential id; empty: a fresh urn:uuid
+  int64_t valid_from = 1700000000;
+  std::optional<int64_t> valid_until = std::nullopt;
+  std::string achievement_name = "Test Achievement";
+  // A BitstringStatusListEntry pointing at the issuer's status list (needs
+  // Start() or Fetch() to be reachable); Revoke(id) sets its bit.
+  bool with_status = true;
+};
+
+enum class CredentialProofKind {
+  kDataIntegrity,  // JSON with an embedded DataIntegrityProof, eddsa-rdfc-2022
+  kJwt,            // a VC-JWT (EdDSA; payload: the credential; kid: the did:key method)
 };
 
 class TestIssuer {
@@ -69,15 +93,32 @@ class TestIssuer {
 
   // A small PNG / SVG with `payload` (a URL, assertion JSON or JWS) baked in.
   // A payload that cannot be baked aborts the test with a message.
-  std::string BakePng(const std::string& payload) const;
-  std::string BakeSvg(const std::string& payload) const;
+  // An OB 3.0 credential (JSON or VC-JWT) goes in as kCredential
+  // ("openbadgecredential", <openbadges:credential>).
+  std::string BakePng(const std::string& payload,
+                      protocol::BadgeKind kind = protocol::BadgeKind::kAssertion) const;
+  std::string BakeSvg(const std::string& payload,
+                      protocol::BadgeKind kind = protocol::BadgeKind::kAssertion) const;
   // The same images with nothing baked in.
   std::string UnbakedPng() const;
   std::string UnbakedSvg() const;
 
+  // An OB 3.0 credential from this issuer's did:key, as JSON text or a
+  // compact VC-JWT. A credential cannot be signed before the base URL is
+  // final (call Start() first when serving over HTTP).
+  std::string AwardCredential(const CredentialOptions& options,
+                              CredentialProofKind proof = CredentialProofKind::kDataIntegrity);
+  std::string IssuerDid() const;      // did:key:z6Mk...
+  std::string StatusListUrl() const;  // the BitstringStatusListCredential (signed, no-cache)
+  // The credential JSON with the string at `pointer` (a JSON pointer, e.g.
+  // "/credentialSubject/achievement/name") set to `value` and the proof
+  // left as it was: a forgery for tests.
+  static std::string Tamper(const std::string& credential_json, const std::string& pointer,
+                            const std::string& value);
+
   // Revokes an assertion by id (its URL for hosted ones): it goes on the
   // revocation list, and a hosted one answers 410 Gone with its JSON marked
-  // "revoked": true.
+  // "revoked": true. For a credential id, its status list bit is set.
   void Revoke(const std::string& assertion_id);
   // While set, every request answers 503 (an issuer that is down).
   void SetDown(bool down);
