@@ -290,6 +290,13 @@ TEST_F(BadgeApiTest, ExportFromOneNodeImportsIntoAnotherByteForByte) {
       PostJson(*a, "/api/v1/badges", {{"url", issuer_.AwardHosted({.email = "ada@example.org"})}}, token_a),
       PostJson(*a, "/api/v1/badges", {{"jws", issuer_.AwardSigned({.email = "ada@example.org"})}}, token_a),
       PostImage(*a, issuer_.BakePng(issuer_.AwardSigned({.email = "ada@example.org"})), "image/png", token_a),
+      // OB 3.0: a credential whose status list is kept with it, and a baked VC-JWT.
+      PostJson(*a, "/api/v1/badges", {{"credential", json::parse(issuer_.AwardCredential({.email = "ada@example.org"}))}},
+               token_a),
+      PostImage(*a,
+                issuer_.BakePng(issuer_.AwardCredential({.email = "ada@example.org"}, testing::CredentialProofKind::kJwt),
+                                protocol::BadgeKind::kCredential),
+                "image/png", token_a),
   };
   for (const Reply& r : made) ASSERT_EQ(r.status, 201) << r.body;
 
@@ -297,13 +304,13 @@ TEST_F(BadgeApiTest, ExportFromOneNodeImportsIntoAnotherByteForByte) {
   ASSERT_EQ(exported.status, 200) << exported.body;
   const json bundle = json::parse(exported.body);
   EXPECT_EQ(bundle["format"], "backpackd.account-export");
-  ASSERT_EQ(bundle["badges"].size(), 3u);
+  ASSERT_EQ(bundle["badges"].size(), 5u);
 
   // The issuer is offline while the bundle is restored: kept documents stand in.
   issuer_.SetDown(true);
   const Reply imported = PostJson(*b, "/api/v1/account/import", bundle, token_b);
   ASSERT_EQ(imported.status, 200) << imported.body;
-  EXPECT_EQ(json::parse(imported.body)["badges"]["created"], 3) << imported.body;
+  EXPECT_EQ(json::parse(imported.body)["badges"]["created"], 5) << imported.body;
   issuer_.SetDown(false);
 
   auto originals = [](const NodeProcess& node, const std::string& token) {
@@ -315,13 +322,13 @@ TEST_F(BadgeApiTest, ExportFromOneNodeImportsIntoAnotherByteForByte) {
     }
     return out;
   };
-  EXPECT_EQ(originals(*b, token_b).size(), 3u) << Get(*b, "/api/v1/badges", token_b).body << imported.body;
+  EXPECT_EQ(originals(*b, token_b).size(), 5u) << Get(*b, "/api/v1/badges", token_b).body << imported.body;
   EXPECT_EQ(originals(*a, token_a), originals(*b, token_b));
 
   // Importing the same bundle again adds nothing.
   const Reply twice = PostJson(*b, "/api/v1/account/import", bundle, token_b);
   ASSERT_EQ(twice.status, 200);
-  EXPECT_EQ(json::parse(twice.body)["badges"]["existing"], 3) << twice.body;
+  EXPECT_EQ(json::parse(twice.body)["badges"]["existing"], 5) << twice.body;
 
   // A malformed bundle changes nothing.
   json broken = bundle;
