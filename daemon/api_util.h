@@ -1,11 +1,16 @@
-// Helpers shared by the JSON APIs under /api/v1 (account, badges,
-// collections): bearer tokens, JSON bodies, rate-limit answers and the
-// "signed-in account" wrapper.
+// Helpers shared by the JSON APIs: those under /api/v1 (account, badges,
+// collections) -- bearer tokens, JSON bodies, rate-limit answers and the
+// "signed-in account" wrapper -- and the issuer-facing APIs (Badge Connect
+// 2.1, Open Badges 3.0) -- OAuth access tokens, paging and the earner's
+// profile id.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -14,6 +19,7 @@
 #include "base/status.h"
 #include "daemon/accounts.h"
 #include "daemon/http.h"
+#include "daemon/oauth.h"
 
 namespace backpack::api {
 
@@ -55,5 +61,64 @@ http::Handler Authed(AccountService& accounts, Fn fn) {
     return fn(ctx, *account);
   };
 }
+
+// --- OAuth access tokens (the issuer-facing APIs) --------------------------------
+
+// Wraps fn(Context&, const std::string& account_id) so that it runs only for
+// an OAuth access token with `scope`. Otherwise deny(ctx, status, token_sent)
+// answers in the API's own error shape; `status` is kUnauthenticated (no
+// token, or an unknown, expired or revoked one), kPermissionDenied (the
+// token lacks the scope) or a storage failure. A 401 or 403 answer gets the
+// RFC 6750 challenge (BearerChallenge) as WWW-Authenticate.
+template <class Deny, class Fn>
+http::Handler WithScope(OAuthService& oauth, std::string_view scope, Deny deny, Fn fn) {
+  return [&oauth, scope, deny = std::move(deny), fn = std::move(fn)](http::Context& ctx) -> http::Response {
+    const std::string token = BearerToken(ctx);
+    Result<AccessGrant> grant = token.empty() ? Result<AccessGrant>(Unauthenticated("an access token is required"))
+                                              : oauth.Authenticate(token, scope);
+    if (grant.ok()) return fn(ctx, grant->account_id);
+    http::Response res = deny(ctx, grant.status(), !token.empty());
+    if (res.result() == http::bhttp::status::unauthorized || res.result() == http::bhttp::status::forbidden) {
+      res.set(http::bhttp::field::www_authenticate, BearerChallenge(grant.status(), scope, !token.empty()));
+    }
+    return res;
+  };
+}
+
+// --- Paging (limit, offset, since; X-Total-Count and Link) ---------------------------
+
+// A decimal integer in [min, max]; nullopt otherwise.
+std::optional<size_t> ParseCount(std::string_view text, size_t min, size_t max);
+// An RFC 3339 date-time with a time zone ("2024-05-01T10:00:00Z",
+// "...10:00:00.5+02:00"), as Unix seconds (fractions dropped); nullopt
+// otherwise.
+std::optional<int64_t> ParseRfc3339(std::string_view text);
+// Percent-encodes everything but the unreserved characters (RFC 3986 2.3).
+std::string EncodeQueryValue(std::string_view text);
+
+struct Paging {
+  size_t limit = 0;
+  size_t offset = 0;
+  std::optional<int64_t> since;  // Unix seconds
+  std::string since_text;        // as the request gave it ("" when absent)
+};
+// The paging parameters of the request's query: `limit` 1 or more (default
+// `default_limit`; larger values are cut to `max_limit`), `offset` 0 or more
+// (default 0), `since` an RFC 3339 date-time with a time zone. Or the message
+// that names the bad parameter.
+std::variant<Paging, std::string> ReadPaging(const http::Context& ctx, size_t default_limit, size_t max_limit);
+// The RFC 8288 Link value for a page of `total` items under `base` (an
+// absolute URL without a query): first and last always, next while more
+// follow, prev when the offset is above 0; each with the effective limit and
+// the request's since.
+std::string PageLinks(const std::string& base, const Paging& paging, size_t total);
+
+// --- The earner as the issuer-facing APIs show them ----------------------------------
+
+// A stable IRI for the earner's profile on this node that does not reveal
+// the account id: a UUID (RFC 9562 version 8) from a SHA-256 of both.
+std::string EarnerProfileId(const std::string& public_url, const std::string& account_id);
+// The host (and port) of an absolute URL.
+std::string HostOf(std::string_view url);
 
 }  // namespace backpack::api

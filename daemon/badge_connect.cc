@@ -1,7 +1,6 @@
 #include "daemon/badge_connect.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -19,7 +18,6 @@
 #include "daemon/rate_limiter.h"
 #include "protocol/assertion.h"
 #include "protocol/email_address.h"
-#include "protocol/encoding.h"
 
 namespace backpack {
 
@@ -97,110 +95,26 @@ Response TooMany(std::chrono::seconds wait, std::string_view what) {
 
 // --- Access tokens ---------------------------------------------------------------------
 
-// Wraps fn(Context&, const std::string& account) so that it runs only for an
-// access token with `scope`: 401 (no, unknown, expired or revoked token) or
-// 403 (insufficient_scope) otherwise, with the RFC 6750 challenge.
+// The envelope for a request without a valid access token with the scope
+// (api::WithScope adds the RFC 6750 challenge).
+Response Denied(const Context& ctx, const Status& s, bool token_sent, std::string_view scope) {
+  if (s.code() == StatusCode::kUnauthenticated) {
+    return Envelope(bhttp::status::unauthorized, "UNAUTHENTICATED",
+                    token_sent ? "the access token is not valid" : "an access token is required");
+  }
+  if (s.code() == StatusCode::kPermissionDenied) {
+    return Envelope(bhttp::status::forbidden, "PERMISSION_DENIED",
+                    fmt::format("the access token lacks the scope {}", scope));
+  }
+  return Failed(s, ctx);
+}
+
 template <class Fn>
 http::Handler WithScope(OAuthService& oauth, std::string_view scope, Fn fn) {
-  return [&oauth, scope, fn = std::move(fn)](Context& ctx) -> Response {
-    const std::string token = api::BearerToken(ctx);
-    Result<AccessGrant> grant =
-        token.empty() ? Result<AccessGrant>(Unauthenticated("an access token is required")) : oauth.Authenticate(token, scope);
-    if (grant.ok()) return fn(ctx, grant->account_id);
-    const Status& s = grant.status();
-    Response res;
-    if (s.code() == StatusCode::kUnauthenticated) {
-      res = Envelope(bhttp::status::unauthorized, "UNAUTHENTICATED",
-                     token.empty() ? "an access token is required" : "the access token is not valid");
-    } else if (s.code() == StatusCode::kPermissionDenied) {
-      res = Envelope(bhttp::status::forbidden, "PERMISSION_DENIED",
-                     fmt::format("the access token lacks the scope {}", scope));
-    } else {
-      return Failed(s, ctx);
-    }
-    res.set(bhttp::field::www_authenticate, BearerChallenge(s, scope, !token.empty()));
-    return res;
-  };
-}
-
-// --- Query parameters ------------------------------------------------------------------
-
-// A decimal integer in [min, max]; nullopt otherwise.
-std::optional<size_t> ParseCount(std::string_view text, size_t min, size_t max) {
-  size_t n = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, n);
-  if (text.empty() || ec != std::errc() || ptr != end || n < min || n > max) return std::nullopt;
-  return n;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date.
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-// An RFC 3339 date-time with a time zone ("2024-05-01T10:00:00Z",
-// "...10:00:00.5+02:00"), as Unix seconds (fractions dropped).
-std::optional<int64_t> ParseRfc3339(std::string_view t) {
-  auto digits = [&t](size_t at, size_t n) -> std::optional<unsigned> {
-    if (at + n > t.size()) return std::nullopt;
-    unsigned v = 0;
-    for (size_t i = at; i < at + n; ++i) {
-      if (t[i] < '0' || t[i] > '9') return std::nullopt;
-      v = v * 10 + static_cast<unsigned>(t[i] - '0');
-    }
-    return v;
-  };
-  auto at = [&t](size_t i, char c) { return i < t.size() && t[i] == c; };
-  const auto year = digits(0, 4), month = digits(5, 2), day = digits(8, 2);
-  const auto hour = digits(11, 2), minute = digits(14, 2), second = digits(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || !at(4, '-') || !at(7, '-') ||
-      !(at(10, 'T') || at(10, 't')) || !at(13, ':') || !at(16, ':')) {
-    return std::nullopt;
-  }
-  if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
-    return std::nullopt;
-  }
-  size_t i = 19;
-  if (at(i, '.')) {
-    ++i;
-    const size_t start = i;
-    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
-    if (i == start) return std::nullopt;
-  }
-  int64_t offset = 0;
-  if (at(i, 'Z') || at(i, 'z')) {
-    ++i;
-  } else if (at(i, '+') || at(i, '-')) {
-    const auto oh = digits(i + 1, 2), om = digits(i + 4, 2);
-    if (!oh || !om || !at(i + 3, ':') || *oh > 23 || *om > 59) return std::nullopt;
-    offset = (at(i, '+') ? 1 : -1) * static_cast<int64_t>(*oh * 3600 + *om * 60);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != t.size()) return std::nullopt;
-  return DaysFromCivil(*year, *month, *day) * 86400 + *hour * 3600 + *minute * 60 + std::min(*second, 59u) - offset;
-}
-
-// Percent-encodes everything but the unreserved characters (RFC 3986 2.3).
-std::string EncodeQueryValue(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out += fmt::format("%{:02X}", u);
-    }
-  }
-  return out;
+  return api::WithScope(
+      oauth, scope,
+      [scope](const Context& ctx, const Status& s, bool token_sent) { return Denied(ctx, s, token_sent, scope); },
+      std::move(fn));
 }
 
 // --- Assertions --------------------------------------------------------------------------
@@ -223,22 +137,6 @@ Result<std::vector<BadgeRecord>> AcceptedBadges(BadgeService& badges, const std:
     }
     cursor = std::move(page->next_cursor);
   } while (!cursor.empty());
-  return out;
-}
-
-// The Link header (first, last, and prev / next where they exist).
-std::string PageLinks(const std::string& base, size_t limit, size_t offset, size_t total, const std::string& since) {
-  const std::string tail = since.empty() ? std::string() : "&since=" + EncodeQueryValue(since);
-  auto link = [&](size_t at, std::string_view rel) {
-    return fmt::format("<{}?limit={}&offset={}{}>; rel=\"{}\"", base, limit, at, tail, rel);
-  };
-  std::vector<std::string> links;
-  if (offset + limit < total) links.push_back(link(offset + limit, "next"));
-  links.push_back(link(total == 0 ? 0 : (total - 1) / limit * limit, "last"));
-  links.push_back(link(0, "first"));
-  if (offset > 0) links.push_back(link(offset > limit ? offset - limit : 0, "prev"));
-  std::string out;
-  for (const std::string& l : links) out += (out.empty() ? "" : ", ") + l;
   return out;
 }
 
@@ -305,29 +203,13 @@ Response Refused(const std::string& report_json) {
 
 // --- Profile -------------------------------------------------------------------------------
 
-// A stable IRI for the earner's profile on this node that does not reveal
-// the account id: a UUID (RFC 9562 version 8) from a SHA-256 of both.
-std::string ProfileId(const std::string& public_url, const std::string& account) {
-  std::string h = protocol::Sha256Hex("backpackd badge connect profile\n" + public_url + "\n" + account).substr(0, 32);
-  h[12] = '8';
-  h[16] = "89ab"[(h[16] >= 'a' ? h[16] - 'a' + 10 : h[16] - '0') & 3];
-  return fmt::format("urn:uuid:{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4), h.substr(16, 4),
-                     h.substr(20));
-}
-
 json ProfileJson(const AccountView& a, const std::string& public_url) {
-  json p = {{"@context", kObV2Context}, {"id", ProfileId(public_url, a.id)}, {"type", "Profile"}};
+  json p = {{"@context", kObV2Context}, {"id", api::EarnerProfileId(public_url, a.id)}, {"type", "Profile"}};
   if (!a.display_name.empty()) p["name"] = a.display_name;
   for (const EmailView& e : a.emails) {
     if (e.primary && e.verified) p["email"] = e.address;
   }
   return p;
-}
-
-std::string HostOf(std::string_view url) {
-  const size_t scheme = url.find("://");
-  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
-  return std::string(rest.substr(0, rest.find('/')));
 }
 
 }  // namespace
@@ -345,7 +227,7 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
       {"type", "Manifest"},
       {"badgeConnectAPI",
        {{{"type", "BadgeConnectAPI"},
-         {"name", node_name.empty() ? HostOf(public_url) : node_name},
+         {"name", node_name.empty() ? api::HostOf(public_url) : node_name},
          {"apiBase", api_base},
          {"version", "v2p1"},
          {"scopesOffered",
@@ -372,36 +254,17 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
       bhttp::verb::get, std::string(kApiPath) + "/assertions", Exec::kWorker,
       WithScope(oauth, kScopeObV2p1AssertionReadonly,
                 [&badges, api_base](Context& ctx, const std::string& account) -> Response {
-                  size_t limit = kDefaultLimit;
-                  size_t offset = 0;
-                  std::optional<int64_t> since;
-                  const std::string limit_text = http::QueryParam(ctx.query, "limit");
-                  const std::string offset_text = http::QueryParam(ctx.query, "offset");
-                  const std::string since_text = http::QueryParam(ctx.query, "since");
-                  if (!limit_text.empty()) {
-                    // Larger pages are cut to kMaxLimit; the Link header says so.
-                    auto n = ParseCount(limit_text, 1, SIZE_MAX / 2);
-                    if (!n) return BadRequest("REQUEST_VALIDATION_ERROR", "limit must be an integer of at least 1");
-                    limit = std::min(*n, kMaxLimit);
+                  auto paging = api::ReadPaging(ctx, kDefaultLimit, kMaxLimit);
+                  if (auto* bad = std::get_if<std::string>(&paging)) {
+                    return BadRequest("REQUEST_VALIDATION_ERROR", *bad);
                   }
-                  if (!offset_text.empty()) {
-                    auto n = ParseCount(offset_text, 0, SIZE_MAX / 2);
-                    if (!n) return BadRequest("REQUEST_VALIDATION_ERROR", "offset must be an integer of at least 0");
-                    offset = *n;
-                  }
-                  if (!since_text.empty()) {
-                    since = ParseRfc3339(since_text);
-                    if (!since) {
-                      return BadRequest("REQUEST_VALIDATION_ERROR",
-                                        "since must be an RFC 3339 date-time with a time zone");
-                    }
-                  }
-                  auto all = AcceptedBadges(badges, account, since);
+                  const api::Paging& page = std::get<api::Paging>(paging);
+                  auto all = AcceptedBadges(badges, account, page.since);
                   if (!all.ok()) return Failed(all.status(), ctx);
                   const size_t total = all->size();
                   json assertions = json::array();
                   json signed_assertions = json::array();
-                  for (size_t i = offset; i < total && i < offset + limit; ++i) {
+                  for (size_t i = page.offset; i < total && i < page.offset + page.limit; ++i) {
                     auto original = badges.GetOriginal(account, (*all)[i].id);
                     if (!original.ok()) return Failed(original.status(), ctx);
                     if ((*all)[i].assertion_form == "jws") {
@@ -418,7 +281,7 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
                   if (!signed_assertions.empty()) results["signedAssertions"] = std::move(signed_assertions);
                   Response res = Ok(std::move(results));
                   res.set("X-Total-Count", std::to_string(total));
-                  res.set(bhttp::field::link, PageLinks(api_base + "/assertions", limit, offset, total, since_text));
+                  res.set(bhttp::field::link, api::PageLinks(api_base + "/assertions", page, total));
                   res.set(bhttp::field::cache_control, "no-store");
                   return res;
                 }));

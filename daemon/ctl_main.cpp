@@ -2,97 +2,38 @@
 //
 //   backpackctl check-config --config FILE     validate a config file, print the effective settings
 //   backpackctl status [--url URL]             health and self-description of a running node
+//   backpackctl issue ...                      an issuer's client of the OB 3.0 and Badge Connect APIs
+//                                              (daemon/ctl_issue.h)
 //   backpackctl version
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "daemon/ctl_http.h"
+#include "daemon/ctl_issue.h"
 
 namespace {
-
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-using tcp = net::ip::tcp;
 
 constexpr char kUsage[] =
     "usage: backpackctl check-config --config FILE\n"
     "       backpackctl status [--url URL]      (default http://127.0.0.1:8080)\n"
     "       backpackctl version\n";
 
-struct Fetched {
-  unsigned status = 0;
-  std::string body;
-};
+void PrintUsage() {
+  std::fputs(kUsage, stderr);
+  std::fputs(backpack::ctl::kIssueUsage, stderr);
+}
 
 // GET url with a 10 s deadline; http and https (certificate verified).
-bool Get(const std::string& url, Fetched* out, std::string* error) {
-  const bool tls = url.rfind("https://", 0) == 0;
-  if (!tls && url.rfind("http://", 0) != 0) {
-    *error = "URL must start with http:// or https://";
-    return false;
-  }
-  std::string rest = url.substr(tls ? 8 : 7);
-  std::string target = "/";
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    target = rest.substr(slash);
-    rest.resize(slash);
-  }
-  std::string host = rest, port = tls ? "443" : "80";
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') == std::string::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  try {
-    net::io_context ioc;
-    tcp::resolver resolver(ioc);
-    auto endpoints = resolver.resolve(host, port);
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
-    req.set(bhttp::field::host, rest);
-    req.set(bhttp::field::user_agent, "backpackctl/" BACKPACK_VERSION);
-    bhttp::response<bhttp::string_body> res;
-    beast::flat_buffer buffer;
-    if (tls) {
-      net::ssl::context ctx(net::ssl::context::tls_client);
-      ctx.set_default_verify_paths();
-      ctx.set_verify_mode(net::ssl::verify_peer);
-      beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-      stream.set_verify_callback(net::ssl::host_name_verification(host));
-      SSL_set_tlsext_host_name(stream.native_handle(), host.c_str());
-      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-      beast::get_lowest_layer(stream).connect(endpoints);
-      stream.handshake(net::ssl::stream_base::client);
-      bhttp::write(stream, req);
-      bhttp::read(stream, buffer, res);
-    } else {
-      beast::tcp_stream stream(ioc);
-      stream.expires_after(std::chrono::seconds(10));
-      stream.connect(endpoints);
-      bhttp::write(stream, req);
-      bhttp::read(stream, buffer, res);
-    }
-    out->status = res.result_int();
-    out->body = std::move(res.body());
-    return true;
-  } catch (const std::exception& e) {
-    *error = e.what();
-    return false;
-  }
+bool Get(const std::string& url, backpack::ctl::HttpResponse* out, std::string* error) {
+  backpack::ctl::HttpRequest request;
+  request.url = url;
+  request.timeout = std::chrono::seconds(10);
+  return backpack::ctl::Send(request, out, error);
 }
 
 int CheckConfig(const std::vector<std::string>& args) {
@@ -100,12 +41,12 @@ int CheckConfig(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--config" && i + 1 < args.size()) flags.config_file = args[++i];
     else {
-      std::fputs(kUsage, stderr);
+      PrintUsage();
       return 2;
     }
   }
   if (flags.config_file.empty()) {
-    std::fputs(kUsage, stderr);
+    PrintUsage();
     return 2;
   }
   auto config = backpack::config::LoadConfig(flags);
@@ -124,12 +65,12 @@ int Status(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--url" && i + 1 < args.size()) url = args[++i];
     else {
-      std::fputs(kUsage, stderr);
+      PrintUsage();
       return 2;
     }
   }
   while (!url.empty() && url.back() == '/') url.pop_back();
-  Fetched health, node;
+  backpack::ctl::HttpResponse health, node;
   std::string error;
   if (!Get(url + "/healthz", &health, &error)) {
     std::fprintf(stderr, "%s: unreachable: %s\n", url.c_str(), error.c_str());
@@ -147,17 +88,18 @@ int Status(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs(kUsage, stderr);
+    PrintUsage();
     return 2;
   }
   const std::string command = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   if (command == "check-config") return CheckConfig(args);
   if (command == "status") return Status(args);
+  if (command == "issue") return backpack::ctl::Issue(args);
   if (command == "version") {
     std::printf("backpackctl %s\n", BACKPACK_VERSION);
     return 0;
   }
-  std::fputs(kUsage, stderr);
+  PrintUsage();
   return 2;
 }

@@ -37,6 +37,7 @@
 #include "daemon/metrics.h"
 #include "daemon/oauth.h"
 #include "daemon/oauth_api.h"
+#include "daemon/ob3_api.h"
 #include "federation/node_description.h"
 #include "storage/store.h"
 
@@ -199,6 +200,7 @@ Status Node::Start() {
   RegisterCollectionRoutes(d.router, *d.accounts, *d.badges, *d.collections, cfg.badges, d.public_url);
   RegisterOAuthRoutes(d.router, *d.oauth, *d.accounts, cfg.accounts, d.public_url);
   RegisterBadgeConnectRoutes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url, cfg.server);
+  RegisterOb3Routes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url, cfg.server);
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 
@@ -236,7 +238,8 @@ void Node::Impl::RegisterNodeRoutes() {
                     {"displayer", "/displayer"},
                     {"oauth_metadata", "/.well-known/oauth-authorization-server"},
                     {"authorized_apps", "/api/v1/account/apps"},
-                    {"badgeconnect", "/.well-known/badgeconnect.json"}};
+                    {"badgeconnect", "/.well-known/badgeconnect.json"},
+                    {"ob_v3p0_discovery", "/ims/ob/v3p0/discovery"}};
   node_document = federation::ToJson(node);
 
   router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {
