@@ -54,6 +54,16 @@ std::string_view FamilyName(Family family) {
       return "oauth_grants";
     case Family::kOAuthGrantTokens:
       return "oauth_grant_tokens";
+    case Family::kFedIdentity:
+      return "fed_identity";
+    case Family::kFedRecords:
+      return "fed_records";
+    case Family::kChangeLog:
+      return "change_log";
+    case Family::kDirectory:
+      return "directory";
+    case Family::kPeers:
+      return "peers";
   }
   return "unknown";
 }

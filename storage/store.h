@@ -47,13 +47,20 @@ enum class Family : uint8_t {
   kOAuthTokens = 14,   // sha256(access or refresh token) -> token record (JSON)
   kOAuthGrants = 15,   // account id + '/' + client id -> what the earner granted (JSON)
   kOAuthGrantTokens = 16,  // account id + '/' + client id + '/' + chain + '/' + sha256(token) -> ""
+  // Federation (docs/federation.md, "Storage"):
+  kFedIdentity = 17,   // local account id -> the account's federated identity (key, genesis); "@" + federated id -> local id
+  kFedRecords = 18,    // federated account id + '/' + record key -> signed record envelope (JSON)
+  kChangeLog = 19,     // 16 hex digits of the sequence number -> signed record envelope (JSON)
+  kDirectory = 20,     // email sha256 hex + '/' + federated account id -> "" (discoverable addresses)
+  kPeers = 21,         // peer node name -> peer record (JSON: state, cursor, backoff)
 };
 inline constexpr Family kAllFamilies[] = {
     Family::kMeta,        Family::kAccounts,      Family::kEmailIndex, Family::kSessions,
     Family::kAccountTokens, Family::kMailTokens,  Family::kBadges,     Family::kBadgeBlobs,
     Family::kBadgeKeys,   Family::kRecheckQueue,  Family::kCollections, Family::kShareSlugs,
     Family::kOAuthClients, Family::kOAuthCodes,   Family::kOAuthTokens, Family::kOAuthGrants,
-    Family::kOAuthGrantTokens,
+    Family::kOAuthGrantTokens, Family::kFedIdentity, Family::kFedRecords,  Family::kChangeLog,
+    Family::kDirectory,   Family::kPeers,
 };
 std::string_view FamilyName(Family family);
 
