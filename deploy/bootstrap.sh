@@ -53,10 +53,12 @@ case "$mode" in
     ;;
   test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
-    # Node runs the cross-check against an independent Open Badges baker
-    # (tests/bakery, pinned by its package-lock.json).
+    # Node runs the cross-checks against an independent Open Badges baker
+    # (tests/bakery) and the DCC credential libraries (tests/dcc), each
+    # pinned by its package-lock.json.
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then install_missing nodejs npm; fi
     npm ci --prefix tests/bakery --no-audit --no-fund --loglevel=error
+    npm ci --prefix tests/dcc --no-audit --no-fund --loglevel=error
     build ON
     ctest --test-dir build --output-on-failure -j 2 --timeout 600
     ;;

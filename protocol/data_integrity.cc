@@ -1,5 +1,7 @@
 #include "protocol/data_integrity.h"
 
+#include <openssl/evp.h>
+
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -79,10 +81,16 @@ Result<std::pair<Json, Json>> SignedForms(const Json& credential, const Json& pr
   if (!credential.is_object()) return Malformed("the credential is not an object");
   auto context = credential.find("@context");
   if (context == credential.end()) return Malformed("the credential has no @context");
-  Json document = credential;
-  document.erase("proof");
-  Json config = proof;
-  config.erase("proofValue");
+  // Copied member by member, so the proofs (often the larger part) are not
+  // copied only to be erased.
+  Json document = Json::object();
+  for (auto it = credential.begin(); it != credential.end(); ++it) {
+    if (it.key() != "proof") document[it.key()] = *it;
+  }
+  Json config = Json::object();
+  for (auto it = proof.begin(); it != proof.end(); ++it) {
+    if (it.key() != "proofValue") config[it.key()] = *it;
+  }
   if (auto own = config.find("@context"); own != config.end()) {
     // vc-di-eddsa: the document's @context must start with the proof's, in
     // order; the proof's is then the document's.
@@ -97,6 +105,17 @@ Result<std::pair<Json, Json>> SignedForms(const Json& credential, const Json& pr
     config["@context"] = *context;
   }
   return std::make_pair(std::move(document), std::move(config));
+}
+
+// SHA-256 through a digest fetched once (SHA256() fetches it on every call).
+std::string Sha256Digest(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (md == nullptr || EVP_Digest(data.data(), data.size(), digest, &size, md, nullptr) != 1 || size != 32) {
+    return Sha256(data);
+  }
+  return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
 jsonld::ContextCache* BundledCache() {
@@ -125,7 +144,7 @@ Result<std::string> HashData(const Json& document, const Json& config, const Dat
   if (!doc_canon.ok()) {
     return Status(doc_canon.status().code(), "the document cannot be canonicalised: " + doc_canon.status().message());
   }
-  return Sha256(*proof_canon) + Sha256(*doc_canon);
+  return Sha256Digest(*proof_canon) + Sha256Digest(*doc_canon);
 }
 
 // created / expires: well formed, in order, and (with a clock) current.

@@ -7,6 +7,7 @@
 #include "protocol/jsonld.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -60,10 +61,10 @@ bool IsAbsoluteIri(std::string_view s) {
 
 bool IsBlankNodeId(std::string_view s) { return s.size() >= 2 && s[0] == '_' && s[1] == ':'; }
 
-// White space as JavaScript's \s knows it (ASCII, NBSP, the Unicode spaces,
-// line and paragraph separators, BOM). JavaScript processors refuse IRIs
-// containing any of it, so we do too, to agree on what a document means.
-bool HasWhiteSpace(std::string_view s) {
+// HasWhiteSpace from a point where a UTF-8 sequence may start: decodes each
+// multi-byte sequence (leniently: the bytes after a lead byte are taken as
+// its continuation whatever they are) and compares its code point.
+bool HasWhiteSpaceFrom(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == ' ' || (c >= 0x09 && c <= 0x0d)) return true;
@@ -89,6 +90,42 @@ bool HasWhiteSpace(std::string_view s) {
   return false;
 }
 
+// White space as JavaScript's \s knows it (ASCII, NBSP, the Unicode spaces,
+// line and paragraph separators, BOM). JavaScript processors refuse IRIs
+// containing any of it, so we do too, to agree on what a document means.
+// IRIs are checked many times per document and are nearly always ASCII, so
+// the ASCII prefix is scanned first; decoding starts at the first byte
+// above 0x7f (a sequence boundary, since every byte before it is ASCII).
+bool HasWhiteSpace(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) return HasWhiteSpaceFrom(s.substr(i));
+    if (c == ' ' || (c >= 0x09 && c <= 0x0d)) return true;
+  }
+  return false;
+}
+
+// Byte classes for IsWellFormedIri: bytes IRIREF excludes (controls, space,
+// DEL, <>"{}|^`\), '#', the bytes above 0x7f (which may encode white
+// space), and the rest.
+enum IriByte : uint8_t { kIriPlain, kIriRefused, kIriHash, kIriNonAscii };
+
+constexpr std::array<uint8_t, 256> MakeIriByteClasses() {
+  std::array<uint8_t, 256> classes{};
+  for (int c = 0; c < 256; ++c) {
+    if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '{' || c == '}' || c == '|' ||
+        c == '^' || c == '`' || c == '\\') {
+      classes[c] = kIriRefused;
+    } else if (c == '#') {
+      classes[c] = kIriHash;
+    } else if (c >= 0x80) {
+      classes[c] = kIriNonAscii;
+    }
+  }
+  return classes;
+}
+constexpr std::array<uint8_t, 256> kIriByteClasses = MakeIriByteClasses();
+
 // An absolute IRI or a blank node identifier, as processors judge an
 // expanded key or @id: a scheme, and no white space.
 bool IsAbsoluteOrBlank(std::string_view s) {
@@ -96,15 +133,23 @@ bool IsAbsoluteOrBlank(std::string_view s) {
 }
 
 // An absolute IRI that N-Quads can carry: no white space, controls or the
-// characters IRIREF excludes.
+// characters IRIREF excludes, at most one '#'. One pass: ASCII white space
+// is among the refused bytes, and the first byte above 0x7f hands the rest
+// to the Unicode white space check.
 bool IsWellFormedIri(std::string_view s) {
-  if (!IsAbsoluteIri(s) || HasWhiteSpace(s)) return false;
-  if (std::count(s.begin(), s.end(), '#') > 1) return false;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '{' || c == '}' || c == '|' ||
-        c == '^' || c == '`' || c == '\\') {
-      return false;
+  if (!IsAbsoluteIri(s)) return false;
+  bool seen_hash = false;
+  bool unicode_checked = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const uint8_t kind = kIriByteClasses[static_cast<unsigned char>(s[i])];
+    if (kind == kIriPlain) continue;
+    if (kind == kIriRefused) return false;
+    if (kind == kIriHash) {
+      if (seen_hash) return false;
+      seen_hash = true;
+    } else if (!unicode_checked) {
+      if (HasWhiteSpaceFrom(s.substr(i))) return false;
+      unicode_checked = true;
     }
   }
   return true;
@@ -318,7 +363,16 @@ struct TermDefinition {
   std::shared_ptr<const Json> context;  // scoped context
   std::string base_url;
   bool context_cacheable = false;  // `context` lives in a cached document
+  // Derived from `iri` when the definition is complete (SetIriKind), so
+  // expansion need not judge the same IRI for every key it expands.
+  bool iri_is_keyword = false;
+  bool iri_is_absolute_or_blank = false;
 };
+
+void SetIriKind(TermDefinition& def) {
+  def.iri_is_keyword = def.has_iri && IsKeyword(def.iri);
+  def.iri_is_absolute_or_blank = def.has_iri && IsAbsoluteOrBlank(def.iri);
+}
 
 bool SameExceptProtected(const TermDefinition& a, const TermDefinition& b) {
   if (a.iri != b.iri || a.has_iri != b.has_iri || a.prefix != b.prefix || a.reverse != b.reverse ||
@@ -555,6 +609,9 @@ class Processor {
 
   Result<rdf::Dataset> ToRdf(const Json& expanded) {
     const rdf::Term default_graph = rdf::Term::DefaultGraph();
+    // Quads are large: growing the vector moves every one. A document has
+    // about as many quads as expansion counted nodes and values.
+    dataset_.reserve(std::min<size_t>({limits_.max_quads, nodes_ + nodes_ / 2 + 8, 4096}));
     for (const auto& node : expanded) {
       auto subject = NodeToRdf(node, default_graph, 0);
       if (!subject.ok()) return subject.status();
@@ -961,6 +1018,7 @@ class Processor {
         def->index = idx->get<std::string>();
       }
       def->reverse = true;
+      SetIriKind(*def);
       ctx.terms[term] = std::move(def);
       defined[term] = true;
       return Status::Ok();
@@ -1135,6 +1193,7 @@ class Processor {
       if (!SameExceptProtected(*def, *previous)) return JsonLdError("protected term redefinition", term);
       ctx.terms[term] = previous;
     } else {
+      SetIriKind(*def);
       ctx.terms[term] = std::move(def);
     }
     defined[term] = true;
@@ -1157,10 +1216,10 @@ class Processor {
     return Status::Ok();
   }
 
-  // Value Expansion (5.3).
-  Result<Json> ExpandValue(const ActiveContext& ctx, const std::string* property, const Json& value) {
+  // Value Expansion (5.3). `def`: the active property's definition in
+  // `ctx`, or null.
+  Result<Json> ExpandValue(const ActiveContext& ctx, const TermDefinition* def, const Json& value) {
     BP_RETURN_IF_ERROR(CountNode());
-    const TermDefinition* def = property ? ctx.Find(*property) : nullptr;
     if (def && def->type && value.is_string() && (*def->type == "@id" || *def->type == "@vocab")) {
       auto iri = ExpandIri(ctx, value.get<std::string>(), true, *def->type == "@vocab");
       if (!iri) {
@@ -1201,8 +1260,9 @@ class Processor {
         auto next = ApplyScoped(ctx, *pdef, true, true);
         if (!next.ok()) return next.status();
         ctx = std::move(next).value();
+        return ExpandValue(*ctx, ctx->Find(*property), element);
       }
-      return ExpandValue(*ctx, property, element);
+      return ExpandValue(*ctx, pdef, element);
     }
 
     if (element.is_array()) {
@@ -1334,16 +1394,32 @@ class Processor {
     const bool property_is_reverse = property && *property == "@reverse";
     for (const auto& [key, value] : element.items()) {
       if (key == "@context") continue;
-      auto expanded_property = ExpandIri(*ctx, key, false, true);
+      // A key that is a defined term (the usual case) expands to the term's
+      // IRI mapping, as IRI Expansion would find it: only keys starting
+      // with '@' are keywords or reserved, and those take the general path.
+      const TermDefinition* def = ctx->Find(key);
+      std::optional<std::string> expanded_storage;
+      const std::string* expanded_property = nullptr;
+      bool keep;
+      const bool defined_term = def && !key.empty() && key[0] != '@';
+      if (defined_term) {
+        if (def->has_iri) expanded_property = &def->iri;
+        keep = def->iri_is_keyword || def->iri_is_absolute_or_blank;
+      } else {
+        expanded_storage = ExpandIri(*ctx, key, false, true);
+        if (expanded_storage) expanded_property = &*expanded_storage;
+        keep = expanded_storage && (IsKeyword(*expanded_storage) || IsAbsoluteOrBlank(*expanded_storage));
+      }
       // The algorithm keeps any key with a colon; JavaScript processors (and
       // so the signers) also drop keys that are not absolute IRIs or blank
       // node identifiers, so we do as they do.
-      if (!expanded_property || !(IsKeyword(*expanded_property) || IsAbsoluteOrBlank(*expanded_property))) {
+      if (!expanded_property || !keep) {
         BP_RETURN_IF_ERROR(Note("invalid property", key));
         continue;
       }
       const std::string& ep = *expanded_property;
-      if (IsKeyword(ep)) {
+      const bool ep_is_keyword = defined_term ? def->iri_is_keyword : IsKeyword(ep);
+      if (ep_is_keyword) {
         if (property_is_reverse) return JsonLdError("invalid reverse property map", key);
         if (result.contains(ep) && ep != "@included" && ep != "@type") return JsonLdError("colliding keywords", ep);
         if (ep == "@id") {
@@ -1458,7 +1534,6 @@ class Processor {
         continue;
       }
 
-      const TermDefinition* def = ctx->Find(key);
       const uint8_t container = def ? def->container : 0;
       Json expanded;
       if (def && def->type && *def->type == "@json") {
@@ -1509,7 +1584,7 @@ class Processor {
               item = Json{{"@graph", AsArray(std::move(item))}};
             }
             if ((container & kContainerIndex) && index_key != "@index" && !none) {
-              auto re_expanded = ExpandValue(*ctx, &index_key, Json(index));
+              auto re_expanded = ExpandValue(*ctx, ctx->Find(index_key), Json(index));
               if (!re_expanded.ok()) return re_expanded.status();
               auto eik = ExpandIri(*ctx, index_key, false, true);
               if (!eik) return JsonLdError("invalid term definition", "@index " + index_key);
@@ -1612,7 +1687,7 @@ class Processor {
     if (dataset_.size() >= limits_.max_quads) {
       return JsonLdError("too large", "more than " + std::to_string(limits_.max_quads) + " quads");
     }
-    dataset_.push_back(rdf::Quad{s, p, std::move(o), g});
+    dataset_.emplace_back(s, p, std::move(o), g);
     return Status::Ok();
   }
 
@@ -1641,9 +1716,12 @@ class Processor {
     } else {
       subject = rdf::Term::BlankNode(NewBlank());
     }
-    const rdf::Term type_predicate = rdf::Term::Iri(std::string(rdf::kRdfType));
+    static const rdf::Term type_predicate = rdf::Term::Iri(std::string(rdf::kRdfType));
     for (const auto& [property, values] : node.items()) {
-      if (property == "@type") {
+      if (property.empty() || property[0] != '@') {
+        // A property IRI (the usual case): keywords all start with '@'.
+        BP_RETURN_IF_ERROR(PropertyToRdf(subject, property, values, graph, depth));
+      } else if (property == "@type") {
         for (const auto& t : values) {
           if (!t.is_string()) continue;
           auto type = IdTerm(t.get<std::string>());
@@ -1686,40 +1764,51 @@ class Processor {
       } else if (IsKeyword(property)) {
         continue;
       } else {
-        std::optional<rdf::Term> predicate;
-        if (IsBlankNodeId(property)) {
-          BP_RETURN_IF_ERROR(Note("blank node predicate", property));
-        } else if (!IsWellFormedIri(property)) {
-          BP_RETURN_IF_ERROR(Note("relative property reference", property));
-        } else {
-          predicate = rdf::Term::Iri(property);
-        }
-        for (const auto& item : values) {
-          auto object = ObjectToRdf(item, graph, depth + 1);
-          if (!object.ok()) return object.status();
-          if (*object && predicate && subject) BP_RETURN_IF_ERROR(Emit(*subject, *predicate, std::move(**object), graph));
-        }
+        BP_RETURN_IF_ERROR(PropertyToRdf(subject, property, values, graph, depth));
       }
     }
     return subject;
   }
 
+  // The triples of one property of a node (`subject`, unset when the node
+  // is left out: its objects are still visited, for what they report).
+  Status PropertyToRdf(const std::optional<rdf::Term>& subject, const std::string& property, const Json& values,
+                       const rdf::Term& graph, int depth) {
+    std::optional<rdf::Term> predicate;
+    if (IsBlankNodeId(property)) {
+      BP_RETURN_IF_ERROR(Note("blank node predicate", property));
+    } else if (!IsWellFormedIri(property)) {
+      BP_RETURN_IF_ERROR(Note("relative property reference", property));
+    } else {
+      predicate = rdf::Term::Iri(property);
+    }
+    for (const auto& item : values) {
+      auto object = ObjectToRdf(item, graph, depth + 1);
+      if (!object.ok()) return object.status();
+      if (*object && predicate && subject) BP_RETURN_IF_ERROR(Emit(*subject, *predicate, std::move(**object), graph));
+    }
+    return Status::Ok();
+  }
+
   Result<std::optional<rdf::Term>> ObjectToRdf(const Json& item, const rdf::Term& graph, int depth) {
-    if (IsValueObject(item)) {
-      auto literal = Literal(item);
-      if (!literal.ok()) return literal.status();
-      return std::move(literal).value();
-    }
-    if (IsListObject(item)) {
-      auto head = ListToRdf(item["@list"], graph, depth + 1);
-      if (!head.ok()) return head.status();
-      return std::optional<rdf::Term>(std::move(head).value());
-    }
-    if (item.is_object() && item.size() == 1 && item.contains("@id") && item["@id"].is_string()) {
-      // A reference only.
-      auto term = IdTerm(item["@id"].get<std::string>());
-      if (!term) BP_RETURN_IF_ERROR(Note("relative object reference", item["@id"].get<std::string>()));
-      return term;
+    if (item.is_object()) {
+      if (auto value = item.find("@value"); value != item.end()) {
+        auto literal = Literal(item, *value);
+        if (!literal.ok()) return literal.status();
+        return std::move(literal).value();
+      }
+      if (auto list = item.find("@list"); list != item.end()) {
+        auto head = ListToRdf(*list, graph, depth + 1);
+        if (!head.ok()) return head.status();
+        return std::optional<rdf::Term>(std::move(head).value());
+      }
+      if (auto id = item.find("@id"); item.size() == 1 && id != item.end() && id->is_string()) {
+        // A reference only.
+        const std::string& iri = id->get_ref<const std::string&>();
+        auto term = IdTerm(iri);
+        if (!term) BP_RETURN_IF_ERROR(Note("relative object reference", iri));
+        return term;
+      }
     }
     return NodeToRdf(item, graph, depth + 1);
   }
@@ -1741,19 +1830,19 @@ class Processor {
     return nodes.front();
   }
 
-  Result<std::optional<rdf::Term>> Literal(const Json& item) {
-    const Json& value = item["@value"];
-    std::optional<std::string> datatype;
-    if (auto t = item.find("@type"); t != item.end() && t->is_string()) datatype = t->get<std::string>();
+  // `value` is item's "@value".
+  Result<std::optional<rdf::Term>> Literal(const Json& item, const Json& value) {
+    const std::string* datatype = nullptr;
+    if (auto t = item.find("@type"); t != item.end() && t->is_string()) datatype = &t->get_ref<const std::string&>();
     if (datatype && *datatype != "@json" && !IsWellFormedIri(*datatype)) {
       BP_RETURN_IF_ERROR(Note("invalid literal", "datatype " + *datatype));
       return std::optional<rdf::Term>();
     }
-    std::string language;
+    const std::string* language = nullptr;
     if (auto l = item.find("@language"); l != item.end() && l->is_string()) {
-      language = l->get<std::string>();
-      if (!IsWellFormedLanguage(language)) {
-        BP_RETURN_IF_ERROR(Note("invalid literal", "language " + language));
+      language = &l->get_ref<const std::string&>();
+      if (!IsWellFormedLanguage(*language)) {
+        BP_RETURN_IF_ERROR(Note("invalid literal", "language " + *language));
         return std::optional<rdf::Term>();
       }
     }
@@ -1762,7 +1851,7 @@ class Processor {
     }
     if (value.is_boolean()) {
       return std::optional<rdf::Term>(rdf::Term::Literal(value.get<bool>() ? "true" : "false",
-                                                         datatype.value_or(std::string(rdf::kXsdBoolean))));
+                                                         datatype ? *datatype : std::string(rdf::kXsdBoolean)));
     }
     if (value.is_number()) {
       const bool as_double = datatype && *datatype == rdf::kXsdDouble;
@@ -1790,18 +1879,18 @@ class Processor {
         }
       }
       return std::optional<rdf::Term>(rdf::Term::Literal(
-          std::move(lexical), datatype.value_or(std::string(is_double ? rdf::kXsdDouble : rdf::kXsdInteger))));
+          std::move(lexical), datatype ? *datatype : std::string(is_double ? rdf::kXsdDouble : rdf::kXsdInteger)));
     }
     if (!value.is_string()) {
       BP_RETURN_IF_ERROR(Note("invalid literal", Describe(value)));
       return std::optional<rdf::Term>();
     }
-    if (datatype) return std::optional<rdf::Term>(rdf::Term::Literal(value.get<std::string>(), *datatype));
-    if (!language.empty()) {
-      return std::optional<rdf::Term>(
-          rdf::Term::Literal(value.get<std::string>(), std::string(rdf::kRdfLangString), std::move(language)));
+    const std::string& text = value.get_ref<const std::string&>();
+    if (datatype) return std::optional<rdf::Term>(rdf::Term::Literal(text, *datatype));
+    if (language && !language->empty()) {
+      return std::optional<rdf::Term>(rdf::Term::Literal(text, std::string(rdf::kRdfLangString), *language));
     }
-    return std::optional<rdf::Term>(rdf::Term::Literal(value.get<std::string>(), std::string(rdf::kXsdString)));
+    return std::optional<rdf::Term>(rdf::Term::Literal(text, std::string(rdf::kXsdString)));
   }
 
   const DocumentLoader& loader_;

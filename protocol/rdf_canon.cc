@@ -1,5 +1,7 @@
 #include "protocol/rdf_canon.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -12,6 +14,25 @@ namespace backpack::protocol::rdf {
 namespace {
 
 constexpr char kHexUpper[] = "0123456789ABCDEF";
+constexpr char kHexLower[] = "0123456789abcdef";
+
+// SHA-256 as 64 lowercase hex digits. The digest is fetched from the
+// provider once: SHA256() fetches it on every call, which costs more than
+// hashing a few N-Quads lines. Falls back to that path if the fetch failed.
+std::string HashHex(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (md == nullptr || EVP_Digest(data.data(), data.size(), digest, &size, md, nullptr) != 1 || size != 32) {
+    return Sha256Hex(data);
+  }
+  std::string out(64, '\0');
+  for (unsigned int i = 0; i < 32; ++i) {
+    out[2 * i] = kHexLower[digest[i] >> 4];
+    out[2 * i + 1] = kHexLower[digest[i] & 15];
+  }
+  return out;
+}
 
 // Canonical N-Quads string escaping (RDFC-1.0 appendix A): ECHAR for BS, HT,
 // LF, FF, CR, '"' and '\'; UCHAR (lowercase \u, uppercase hex) for the other
@@ -31,6 +52,18 @@ void AppendEscapedString(std::string& out, std::string_view s, bool legacy) {
     return;
   }
   for (size_t i = 0; i < s.size(); ++i) {
+    // Runs of bytes written as they are go out in one append.
+    size_t run = i;
+    while (run < s.size()) {
+      const auto b = static_cast<unsigned char>(s[run]);
+      if (b < 0x20 || b == '"' || b == '\\' || b == 0x7f || b == 0xef) break;
+      ++run;
+    }
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '\b': out += "\\b"; continue;
@@ -371,7 +404,8 @@ class Canonicalizer {
  public:
   explicit Canonicalizer(const CanonOptions& options) : options_(options) {}
 
-  Result<CanonicalDataset> Run(const Dataset& input) {
+  // `with_labels`: also fill CanonicalDataset::labels.
+  Result<CanonicalDataset> Run(const Dataset& input, bool with_labels) {
     // Distinct quads only: the input is a set.
     std::vector<const Quad*> sorted;
     sorted.reserve(input.size());
@@ -412,26 +446,35 @@ class Canonicalizer {
     canonical_.assign(n, -1);
 
     // Steps 3-4: first-degree hashes; unique ones are labelled at once, in
-    // hash order.
+    // hash order. (hash, node) pairs sorted: each hash's nodes in a run, in
+    // node order.
     first_degree_.resize(n);
-    std::map<std::string, std::vector<int>> by_hash;
+    std::vector<std::pair<const std::string*, int>> by_hash;
+    by_hash.reserve(n);
     for (size_t b = 0; b < n; ++b) {
       first_degree_[b] = HashFirstDegree(static_cast<int>(b));
-      by_hash[first_degree_[b]].push_back(static_cast<int>(b));
+      by_hash.emplace_back(&first_degree_[b], static_cast<int>(b));
     }
-    for (auto it = by_hash.begin(); it != by_hash.end();) {
-      if (it->second.size() == 1) {
-        IssueCanonical(it->second.front());
-        it = by_hash.erase(it);
+    std::sort(by_hash.begin(), by_hash.end(), [](const auto& a, const auto& b) {
+      return *a.first != *b.first ? *a.first < *b.first : a.second < b.second;
+    });
+    std::vector<std::pair<size_t, size_t>> shared;  // runs of more than one node: [begin, end)
+    for (size_t i = 0; i < by_hash.size();) {
+      size_t end = i + 1;
+      while (end < by_hash.size() && *by_hash[end].first == *by_hash[i].first) ++end;
+      if (end - i == 1) {
+        IssueCanonical(by_hash[i].second);
       } else {
-        ++it;
+        shared.emplace_back(i, end);
       }
+      i = end;
     }
 
     // Step 5: the shared hashes, through the N-degree search.
-    for (const auto& [hash, nodes] : by_hash) {
+    for (const auto& [begin, end] : shared) {
       std::vector<NDegreeResult> paths;
-      for (int node : nodes) {
+      for (size_t k = begin; k < end; ++k) {
+        const int node = by_hash[k].second;
         if (canonical_[node] >= 0) continue;
         IdentifierIssuer temporary;
         temporary.Issue(node);
@@ -447,16 +490,28 @@ class Canonicalizer {
     }
 
     // Step 6: serialise with canonical labels and sort.
-    std::vector<std::string> lines;
-    lines.reserve(quads_.size());
-    for (size_t qi = 0; qi < quads_.size(); ++qi) lines.push_back(Serialize(static_cast<int>(qi), Canonical()));
+    canonical_labels_.resize(n);
+    for (size_t b = 0; b < n; ++b) canonical_labels_[b] = "c14n" + std::to_string(canonical_[b]);
+    // All lines go into one buffer; the sort moves views of them.
+    std::string buffer;
+    std::vector<std::pair<size_t, size_t>> spans;  // offset, size
+    spans.reserve(quads_.size());
+    std::string line;
+    for (size_t qi = 0; qi < quads_.size(); ++qi) {
+      SerializeInto(line, static_cast<int>(qi), Canonical());
+      spans.emplace_back(buffer.size(), line.size());
+      buffer += line;
+    }
+    std::vector<std::string_view> lines;
+    lines.reserve(spans.size());
+    for (const auto& [offset, size] : spans) lines.emplace_back(buffer.data() + offset, size);
     std::sort(lines.begin(), lines.end());
     CanonicalDataset out;
-    size_t total = 0;
-    for (const auto& l : lines) total += l.size();
-    out.nquads.reserve(total);
-    for (const auto& l : lines) out.nquads += l;
-    for (size_t b = 0; b < n; ++b) out.labels.emplace(*labels_[b], "c14n" + std::to_string(canonical_[b]));
+    out.nquads.reserve(buffer.size());
+    for (std::string_view l : lines) out.nquads += l;
+    if (with_labels) {
+      for (size_t b = 0; b < n; ++b) out.labels.emplace(*labels_[b], canonical_labels_[b]);
+    }
     return out;
   }
 
@@ -469,19 +524,20 @@ class Canonicalizer {
   };
   LabelFor Canonical() const { return {this, 0, -1}; }
 
-  std::string Serialize(int qi, const LabelFor& how) const {
+  // Quad `qi` as an N-Quads line, replacing the contents of `line` (whose
+  // buffer is reused).
+  void SerializeInto(std::string& line, int qi, const LabelFor& how) const {
     const Quad& q = *quads_[qi];
     const Term* parts[4] = {&q.subject, &q.predicate, &q.object, &q.graph};
-    std::string line;
-    line.reserve(128);
-    std::string label;
+    line.clear();
     for (int k = 0; k < 4; ++k) {
       if (k == 3 && parts[k]->kind == TermKind::kDefaultGraph) break;
       if (k > 0) line += ' ';
       const int b = blanks_[qi][k];
+      std::string_view label;
       if (b >= 0) {
         if (how.mode == 0) {
-          label = "c14n" + std::to_string(canonical_[b]);
+          label = canonical_labels_[b];
         } else {
           label = b == how.focus ? "a" : "z";
         }
@@ -489,22 +545,23 @@ class Canonicalizer {
       AppendTerm(line, *parts[k], label, options_.legacy_urdna2015_escaping);
     }
     line += " .\n";
-    return line;
   }
 
   void IssueCanonical(int node) {
     if (canonical_[node] < 0) canonical_[node] = next_canonical_++;
   }
 
-  // Hash First Degree Quads (4.6).
-  std::string HashFirstDegree(int node) const {
-    std::vector<std::string> lines;
-    lines.reserve(mentions_[node].size());
-    for (int qi : mentions_[node]) lines.push_back(Serialize(qi, LabelFor{this, 1, node}));
-    std::sort(lines.begin(), lines.end());
-    std::string all;
-    for (const auto& l : lines) all += l;
-    return Sha256Hex(all);
+  // Hash First Degree Quads (4.6). The line buffers are kept from one
+  // blank node to the next.
+  std::string HashFirstDegree(int node) {
+    const std::vector<int>& mentions = mentions_[node];
+    if (scratch_lines_.size() < mentions.size()) scratch_lines_.resize(mentions.size());
+    for (size_t i = 0; i < mentions.size(); ++i) SerializeInto(scratch_lines_[i], mentions[i], LabelFor{this, 1, node});
+    const auto end = scratch_lines_.begin() + static_cast<ptrdiff_t>(mentions.size());
+    std::sort(scratch_lines_.begin(), end);
+    scratch_all_.clear();
+    for (auto it = scratch_lines_.begin(); it != end; ++it) scratch_all_ += *it;
+    return HashHex(scratch_all_);
   }
 
   // Hash Related Blank Node (4.7).
@@ -522,7 +579,7 @@ class Canonicalizer {
     } else {
       input += first_degree_[related];
     }
-    return Sha256Hex(input);
+    return HashHex(input);
   }
 
   Status Spend() {
@@ -604,7 +661,7 @@ class Canonicalizer {
       data += chosen_path;
       issuer = std::move(chosen_issuer);
     }
-    return NDegreeResult{Sha256Hex(data), std::move(issuer)};
+    return NDegreeResult{HashHex(data), std::move(issuer)};
   }
 
   const CanonOptions& options_;
@@ -614,6 +671,9 @@ class Canonicalizer {
   std::vector<std::vector<int>> mentions_;  // blank node index -> quads
   std::vector<std::string> first_degree_;
   std::vector<int> canonical_;
+  std::vector<std::string> canonical_labels_;  // "c14n<n>" per blank node, once all are issued
+  std::vector<std::string> scratch_lines_;     // HashFirstDegree's buffers
+  std::string scratch_all_;
   int next_canonical_ = 0;
   uint64_t work_ = 0;
 };
@@ -646,11 +706,11 @@ Result<Dataset> ParseNQuads(std::string_view text, size_t max_quads) {
 }
 
 Result<CanonicalDataset> Canonicalize(const Dataset& dataset, const CanonOptions& options) {
-  return Canonicalizer(options).Run(dataset);
+  return Canonicalizer(options).Run(dataset, /*with_labels=*/true);
 }
 
 Result<std::string> CanonicalNQuads(const Dataset& dataset, const CanonOptions& options) {
-  auto result = Canonicalize(dataset, options);
+  auto result = Canonicalizer(options).Run(dataset, /*with_labels=*/false);
   if (!result.ok()) return result.status();
   return std::move(result->nquads);
 }

@@ -7,6 +7,7 @@
 
 #include "protocol/did.h"
 #include "protocol/jws.h"
+#include "tests/support/data_integrity_signer.h"
 
 namespace backpack::protocol {
 namespace {
@@ -56,15 +57,9 @@ class DataIntegrity : public ::testing::Test {
 
   // Signs `credential` with `proof` (its options) and attaches the proof.
   Json Sign(Json credential, Json proof, const DataIntegrityOptions& options = {}) const {
-    auto hash = DataIntegrityHashData(credential, proof, options);
-    EXPECT_TRUE(hash.ok()) << hash.status().ToString();
-    if (!hash.ok()) return credential;
-    EXPECT_EQ(hash->size(), 64u);
-    auto signature = SignEd25519(key_, *hash);
-    EXPECT_TRUE(signature.ok()) << signature.status().ToString();
-    proof["proofValue"] = "z" + Base58BtcEncode(signature.ok() ? *signature : std::string());
-    credential["proof"] = proof;
-    return credential;
+    auto signed_credential = testing::SignDataIntegrity(credential, std::move(proof), key_, options);
+    EXPECT_TRUE(signed_credential.ok()) << signed_credential.status().ToString();
+    return signed_credential.ok() ? std::move(signed_credential).value() : credential;
   }
 
   Status Verify(const Json& credential, const ResolvedKey& key) const {

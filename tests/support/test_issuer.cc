@@ -12,12 +12,12 @@
 #include <zlib.h>
 
 #include "protocol/baking.h"
-#include "protocol/data_integrity.h"
 #include "protocol/did.h"
 #include "protocol/encoding.h"
 #include "protocol/jws.h"
 #include "protocol/png.h"
 #include "protocol/recipient.h"
+#include "tests/support/data_integrity_signer.h"
 #include "tests/support/local_http_server.h"
 
 namespace backpack::testing {
@@ -147,18 +147,10 @@ std::string Gzip(std::string_view bytes) {
 // Attaches an eddsa-rdfc-2022 proof made with `key` (method `method`).
 nlohmann::json SignDataIntegrity(nlohmann::json document, const protocol::PrivateKey& key,
                                  const std::string& method) {
-  nlohmann::json proof = {{"type", "DataIntegrityProof"},
-                          {"cryptosuite", "eddsa-rdfc-2022"},
-                          {"created", "2023-11-14T22:13:20Z"},
-                          {"verificationMethod", method},
-                          {"proofPurpose", "assertionMethod"}};
-  Result<std::string> hash = protocol::DataIntegrityHashData(document, proof);
-  if (!hash.ok()) Fail("cannot canonicalise a credential: " + hash.status().ToString());
-  Result<std::string> signature = protocol::SignEd25519(key, *hash);
-  if (!signature.ok()) Fail("cannot sign a credential: " + signature.status().ToString());
-  proof["proofValue"] = "z" + protocol::Base58BtcEncode(*signature);
-  document["proof"] = std::move(proof);
-  return document;
+  Result<nlohmann::json> signed_document = testing::SignDataIntegrity(
+      std::move(document), testing::EddsaRdfc2022ProofOptions(method, "2023-11-14T22:13:20Z"), key);
+  if (!signed_document.ok()) Fail("cannot sign a credential: " + signed_document.status().ToString());
+  return std::move(signed_document).value();
 }
 
 std::string WithoutFragment(const std::string& url) { return url.substr(0, url.find('#')); }
