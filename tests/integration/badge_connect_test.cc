@@ -1,100 +1,36 @@
 // The Badge Connect 2.1 API end to end: the real backpackd, our own issuer
 // serving its documents over real HTTP on 127.0.0.1, and a client that gets
 // its access token through registration, sign-in and consent with PKCE.
-#include <regex>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "daemon/oauth.h"
-#include "tests/support/oauth_flow.h"
-#include "tests/support/test_http.h"
-#include "tests/support/test_issuer.h"
+#include "tests/support/issuer_api_test.h"
 
 namespace backpack::testing {
 namespace {
 
 using nlohmann::json;
 
-constexpr char kAllowPrivate[] = "[fetch]\nallow_private = true\n";
-constexpr char kPassword[] = "correct horse battery";
-constexpr char kEmail[] = "ada@learner.example";
-constexpr char kRedirect[] = "https://issuer.example/o/redirect";
 const std::string kRead(kScopeObV2p1AssertionReadonly);
 const std::string kCreate(kScopeObV2p1AssertionCreate);
 const std::string kProfileRead(kScopeObV2p1ProfileReadonly);
 const std::string kProfileUpdate(kScopeObV2p1ProfileUpdate);
 
-// rel -> URL of a Link header.
-std::map<std::string, std::string> Links(const std::string& header) {
-  std::map<std::string, std::string> out;
-  static const std::regex re("<([^>]*)>; rel=\"([a-z]+)\"");
-  for (auto it = std::sregex_iterator(header.begin(), header.end(), re); it != std::sregex_iterator(); ++it) {
-    out[(*it)[2]] = (*it)[1];
-  }
-  return out;
-}
-
-class BadgeConnectTest : public ::testing::Test {
+class BadgeConnectTest : public IssuerApiTest {
  protected:
-  void StartNode(const std::string& extra_toml = {}) {
-    ASSERT_TRUE(issuer_.Start());
-    node_ = std::make_unique<NodeProcess>(dir_.path() + "/data", kAllowPrivate + extra_toml);
-    browser_.set_node(node_.get());
-    ASSERT_TRUE(node_->Start()) << node_->ReadLog();
-    session_ = SignUpVerified(*node_, dir_.path() + "/data/outbox", kEmail, kPassword);
-    ASSERT_FALSE(session_.empty()) << node_->ReadLog();
-    base_ = "http://" + node_->address();
-  }
-
-  // An access token with `scope`, through registration and the PKCE flow.
-  std::string Token(const std::string& scope) {
-    const json metadata = {{"client_name", "Badge Issuer"},
-                           {"client_uri", "https://issuer.example"},
-                           {"redirect_uris", {kRedirect}},
-                           {"scope", kRead + " " + kCreate + " " + kProfileRead + " " + kProfileUpdate}};
-    const Client client = RegisterClient(*node_, metadata.dump());
-    EXPECT_FALSE(client.id.empty());
-    const std::string code = browser_.Code(AuthorizeTarget(client, kRedirect, scope));
-    EXPECT_FALSE(code.empty());
-    Reply r = ExchangeCode(*node_, client, code, kRedirect);
-    EXPECT_EQ(r.status, 200) << r.body;
-    return json::parse(r.body, nullptr, false).value("access_token", "");
-  }
+  BadgeConnectTest()
+      : IssuerApiTest("/ims/ob/v2p1", "Badge Issuer", kRead + " " + kCreate + " " + kProfileRead + " " + kProfileUpdate) {}
 
   Reply Api(const std::string& method, const std::string& path, const std::string& token, const json& body = {}) {
-    return node_->Call({method, "/ims/ob/v2p1" + path, body.is_null() ? "" : body.dump(),
-                        body.is_null() ? "" : "application/json", token, {}});
-  }
-
-  // The ids of the earner's badges in `state`, through the badge API.
-  std::vector<std::string> BadgeIds(const std::string& state) {
-    Reply r = node_->Call({"GET", "/api/v1/badges?state=" + state, "", "", session_, {}});
-    EXPECT_EQ(r.status, 200) << r.body;
-    std::vector<std::string> ids;
-    const json body = json::parse(r.body, nullptr, false);
-    if (!body.is_object() || !body.contains("badges")) return ids;
-    for (const json& b : body["badges"]) ids.push_back(b["id"]);
-    return ids;
-  }
-
-  void Accept(const std::string& badge_id) {
-    Reply r = node_->Call(
-        {"PATCH", "/api/v1/badges/" + badge_id, json{{"state", "accepted"}}.dump(), "application/json", session_, {}});
-    ASSERT_EQ(r.status, 200) << r.body;
+    return CallApi(method, path, token, body.is_null() ? "" : body.dump());
   }
 
   static json Status(const Reply& r) {
     const json j = json::parse(r.body, nullptr, false);
     return j.is_object() && j.contains("status") ? j["status"] : json();
   }
-
-  TempDir dir_;
-  TestIssuer issuer_;
-  std::unique_ptr<NodeProcess> node_;
-  OAuthBrowser browser_{kEmail, kPassword};
-  std::string session_;
-  std::string base_;
 };
 
 TEST_F(BadgeConnectTest, ManifestCarriesTheOperatorsPolicies) {
@@ -180,7 +116,7 @@ TEST_F(BadgeConnectTest, PushedAssertionsWaitForTheEarnerThenPageWithLinks) {
   EXPECT_EQ(page1["status"]["statusText"], "OK");
   EXPECT_EQ(page1["signedAssertions"], json::array({jws}));
   EXPECT_EQ(page1["assertions"].size(), 1u);
-  auto links = Links(first.Header("link"));
+  auto links = LinkRelations(first.Header("link"));
   const std::string api = base_ + "/ims/ob/v2p1/assertions";
   EXPECT_EQ(links["first"], api + "?limit=2&offset=0");
   EXPECT_EQ(links["next"], api + "?limit=2&offset=2");
@@ -192,7 +128,7 @@ TEST_F(BadgeConnectTest, PushedAssertionsWaitForTheEarnerThenPageWithLinks) {
   const json page2 = json::parse(second_page.body);
   EXPECT_EQ(page2["assertions"], json::array({json::parse(issuer_.HostedJson(hosted))}));
   EXPECT_FALSE(page2.contains("signedAssertions"));
-  links = Links(second_page.Header("link"));
+  links = LinkRelations(second_page.Header("link"));
   EXPECT_EQ(links["prev"], api + "?limit=2&offset=0");
   EXPECT_FALSE(links.contains("next"));
 

@@ -20,9 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/oauth.h"
-#include "tests/support/oauth_flow.h"
-#include "tests/support/test_http.h"
-#include "tests/support/test_issuer.h"
+#include "tests/support/issuer_api_test.h"
 
 #ifndef BACKPACKCTL_PATH
 #error "BACKPACKCTL_PATH must name the backpackctl binary"
@@ -33,25 +31,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kAllowPrivate[] = "[fetch]\nallow_private = true\n";
-constexpr char kPassword[] = "correct horse battery";
-constexpr char kEmail[] = "ada@learner.example";
-constexpr char kRedirect[] = "https://issuer.example/o/redirect";
 constexpr char kObV3Context[] = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json";
 const std::string kRead(kScopeObV3p0CredentialReadonly);
 const std::string kUpsert(kScopeObV3p0CredentialUpsert);
 const std::string kProfileRead(kScopeObV3p0ProfileReadonly);
 const std::string kProfileUpdate(kScopeObV3p0ProfileUpdate);
-
-// rel -> URL of a Link header.
-std::map<std::string, std::string> Links(const std::string& header) {
-  std::map<std::string, std::string> out;
-  static const std::regex re("<([^>]*)>; rel=\"([a-z]+)\"");
-  for (auto it = std::sregex_iterator(header.begin(), header.end(), re); it != std::sregex_iterator(); ++it) {
-    out[(*it)[2]] = (*it)[1];
-  }
-  return out;
-}
 
 // The imsx_codeMinorFieldValue of an Imsx_StatusInfo body ("" if none).
 std::string CodeMinor(const Reply& r) {
@@ -173,52 +157,15 @@ class Child {
   std::string output_;
 };
 
-class Ob3ApiTest : public ::testing::Test {
+class Ob3ApiTest : public IssuerApiTest {
  protected:
-  void StartNode(const std::string& extra_toml = {}) {
-    ASSERT_TRUE(issuer_.Start());
-    node_ = std::make_unique<NodeProcess>(dir_.path() + "/data", kAllowPrivate + extra_toml);
-    browser_.set_node(node_.get());
-    ASSERT_TRUE(node_->Start()) << node_->ReadLog();
-    session_ = SignUpVerified(*node_, dir_.path() + "/data/outbox", kEmail, kPassword);
-    ASSERT_FALSE(session_.empty()) << node_->ReadLog();
-    base_ = "http://" + node_->address();
-  }
-
-  // An access token with `scope`, through registration and the PKCE flow;
-  // `client_id` receives the client's id.
-  std::string Token(const std::string& scope, std::string* client_id = nullptr) {
-    const json metadata = {{"client_name", "Credential Issuer"},
-                           {"client_uri", "https://issuer.example"},
-                           {"redirect_uris", {kRedirect}},
-                           {"scope", kRead + " " + kUpsert + " " + kProfileRead + " " + kProfileUpdate}};
-    const Client client = RegisterClient(*node_, metadata.dump());
-    EXPECT_FALSE(client.id.empty());
-    if (client_id != nullptr) *client_id = client.id;
-    const std::string code = browser_.Code(AuthorizeTarget(client, kRedirect, scope));
-    EXPECT_FALSE(code.empty());
-    Reply r = ExchangeCode(*node_, client, code, kRedirect);
-    EXPECT_EQ(r.status, 200) << r.body;
-    return json::parse(r.body, nullptr, false).value("access_token", "");
-  }
+  Ob3ApiTest()
+      : IssuerApiTest("/ims/ob/v3p0", "Credential Issuer",
+                      kRead + " " + kUpsert + " " + kProfileRead + " " + kProfileUpdate) {}
 
   Reply Api(const std::string& method, const std::string& path, const std::string& token,
             const std::string& body = {}, const std::string& content_type = "application/json") {
-    return node_->Call({method, "/ims/ob/v3p0" + path, body, body.empty() ? "" : content_type, token, {}});
-  }
-
-  // The earner's badges in `state`, through the badge API.
-  json Badges(const std::string& state) {
-    Reply r = node_->Call({"GET", "/api/v1/badges?state=" + state, "", "", session_, {}});
-    EXPECT_EQ(r.status, 200) << r.body;
-    const json body = json::parse(r.body, nullptr, false);
-    return body.is_object() && body.contains("badges") ? body["badges"] : json::array();
-  }
-
-  void Accept(const std::string& badge_id) {
-    Reply r = node_->Call(
-        {"PATCH", "/api/v1/badges/" + badge_id, json{{"state", "accepted"}}.dump(), "application/json", session_, {}});
-    ASSERT_EQ(r.status, 200) << r.body;
+    return CallApi(method, path, token, body, content_type);
   }
 
   json Original(const std::string& badge_id) {
@@ -231,13 +178,6 @@ class Ob3ApiTest : public ::testing::Test {
                          CredentialProofKind proof = CredentialProofKind::kDataIntegrity) {
     return issuer_.AwardCredential(options, proof);
   }
-
-  TempDir dir_;
-  TestIssuer issuer_;
-  std::unique_ptr<NodeProcess> node_;
-  OAuthBrowser browser_{kEmail, kPassword};
-  std::string session_;
-  std::string base_;
 };
 
 TEST_F(Ob3ApiTest, DiscoveryIsPublicAndNamesLiveEndpoints) {
@@ -362,7 +302,7 @@ TEST_F(Ob3ApiTest, UpsertedCredentialsWaitForTheEarnerAndNewerOnesReplaceThem) {
   ASSERT_EQ(page1.status, 200) << page1.body;
   EXPECT_EQ(page1.Header("x-total-count"), "2");
   EXPECT_EQ(json::parse(page1.body), json({{"credential", json::array()}, {"compactJwsString", {jwt}}}));
-  auto links = Links(page1.Header("link"));
+  auto links = LinkRelations(page1.Header("link"));
   EXPECT_EQ(links["first"], api + "?limit=1&offset=0");
   EXPECT_EQ(links["next"], api + "?limit=1&offset=1");
   EXPECT_EQ(links["last"], api + "?limit=1&offset=1");
@@ -370,7 +310,7 @@ TEST_F(Ob3ApiTest, UpsertedCredentialsWaitForTheEarnerAndNewerOnesReplaceThem) {
   Reply page2 = Api("GET", links["next"].substr(api.size() - std::string("/credentials").size()), token);
   ASSERT_EQ(page2.status, 200) << page2.body;
   EXPECT_EQ(json::parse(page2.body)["credential"], json::array({json::parse(newer)}));
-  links = Links(page2.Header("link"));
+  links = LinkRelations(page2.Header("link"));
   EXPECT_EQ(links["prev"], api + "?limit=1&offset=0");
   EXPECT_FALSE(links.contains("next"));
 
