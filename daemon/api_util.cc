@@ -223,4 +223,26 @@ std::string HostOf(std::string_view url) {
   return std::string(rest.substr(0, rest.find('/')));
 }
 
+http::Response FailedAs(const ErrorBody& body, const Status& s, const http::Context& ctx) {
+  const http::Response plain = http::StatusResponse(s, ctx.request_id);
+  const nlohmann::json parsed = nlohmann::json::parse(plain.body(), nullptr, false);
+  std::string message = "the request failed";
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    message = parsed["error"].value("message", message);
+  }
+  http::Response res = body(plain.result(), message);
+  for (const auto field : {http::bhttp::field::retry_after, http::bhttp::field::www_authenticate}) {
+    if (auto it = plain.find(field); it != plain.end()) res.set(field, it->value());
+  }
+  return res;
+}
+
+http::Response TooManyAs(const ErrorBody& body, std::chrono::seconds wait, std::string_view what) {
+  const int64_t seconds = std::max<int64_t>(1, wait.count());
+  http::Response res =
+      body(http::bhttp::status::too_many_requests, fmt::format("too many {}; retry after {} seconds", what, seconds));
+  res.set(http::bhttp::field::retry_after, std::to_string(seconds));
+  return res;
+}
+
 }  // namespace backpack::api

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -62,22 +63,38 @@ http::Handler Authed(AccountService& accounts, Fn fn) {
   };
 }
 
-// --- OAuth access tokens (the issuer-facing APIs) --------------------------------
+// --- Issuer-facing APIs (Badge Connect, OB 3.0) -----------------------------------
 
-// Wraps fn(Context&, const std::string& account_id) so that it runs only for
-// an OAuth access token with `scope`. Otherwise deny(ctx, status, token_sent)
-// answers in the API's own error shape; `status` is kUnauthenticated (no
-// token, or an unknown, expired or revoked one), kPermissionDenied (the
-// token lacks the scope) or a storage failure. A 401 or 403 answer gets the
-// RFC 6750 challenge (BearerChallenge) as WWW-Authenticate.
-template <class Deny, class Fn>
-http::Handler WithScope(OAuthService& oauth, std::string_view scope, Deny deny, Fn fn) {
-  return [&oauth, scope, deny = std::move(deny), fn = std::move(fn)](http::Context& ctx) -> http::Response {
+// An API's own error body for an HTTP status and a message: Badge Connect's
+// status envelope, OB 3.0's Imsx_StatusInfo.
+using ErrorBody = std::function<http::Response(http::bhttp::status code, std::string_view message)>;
+
+// A failed service call in the API's error body: the node's one mapping of
+// a Status to HTTP (which logs and hides internal detail), its message,
+// and its Retry-After and WWW-Authenticate.
+http::Response FailedAs(const ErrorBody& body, const Status& s, const http::Context& ctx);
+// 429 "too many <what>; retry after N seconds" with Retry-After.
+http::Response TooManyAs(const ErrorBody& body, std::chrono::seconds wait, std::string_view what);
+
+// Runs fn(ctx, account_id) when the request carries an OAuth access token
+// (RFC 6750 bearer) granting `scope`. Otherwise answers, in the API's error
+// body, 401 (no token, or one that is not valid), 403 (the token lacks the
+// scope) or the storage failure, and a 401 or 403 gets the RFC 6750
+// challenge (BearerChallenge) as WWW-Authenticate.
+template <class Fn>
+http::Handler WithScope(OAuthService& oauth, std::string_view scope, ErrorBody body, Fn fn) {
+  return [&oauth, scope, body = std::move(body), fn = std::move(fn)](http::Context& ctx) -> http::Response {
     const std::string token = BearerToken(ctx);
     Result<AccessGrant> grant = token.empty() ? Result<AccessGrant>(Unauthenticated("an access token is required"))
                                               : oauth.Authenticate(token, scope);
     if (grant.ok()) return fn(ctx, grant->account_id);
-    http::Response res = deny(ctx, grant.status(), !token.empty());
+    http::Response res = grant.status().code() == StatusCode::kUnauthenticated
+                             ? body(http::bhttp::status::unauthorized,
+                                    token.empty() ? "an access token is required" : "the access token is not valid")
+                         : grant.status().code() == StatusCode::kPermissionDenied
+                             ? body(http::bhttp::status::forbidden,
+                                    "the access token lacks the scope " + std::string(scope))
+                             : FailedAs(body, grant.status(), ctx);
     if (res.result() == http::bhttp::status::unauthorized || res.result() == http::bhttp::status::forbidden) {
       res.set(http::bhttp::field::www_authenticate, BearerChallenge(grant.status(), scope, !token.empty()));
     }

@@ -61,60 +61,25 @@ Response BadRequest(std::string_view status_text, std::string_view error) {
   return Envelope(bhttp::status::bad_request, status_text, error);
 }
 
-// A failed service call, mapped to its HTTP status by the node's one mapping
-// (which also logs internal detail and hides it), in the envelope.
-Response Failed(const Status& s, const Context& ctx) {
-  Response plain = http::StatusResponse(s, ctx.request_id);
-  const json parsed = json::parse(plain.body(), nullptr, false);
-  std::string message = "the request failed";
-  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
-    message = parsed["error"].value("message", message);
-  }
+// The envelope for an error: statusText from the status where the
+// specification names one.
+Response ErrorEnvelope(bhttp::status code, std::string_view message) {
   std::string_view text;
-  switch (plain.result()) {
+  switch (code) {
     case bhttp::status::bad_request: text = "BAD_REQUEST"; break;
     case bhttp::status::unauthorized: text = "UNAUTHENTICATED"; break;
     case bhttp::status::forbidden: text = "PERMISSION_DENIED"; break;
     case bhttp::status::not_found: text = "NOT_FOUND"; break;
     default: break;
   }
-  Response res = Envelope(plain.result(), text, message);
-  for (const auto field : {bhttp::field::retry_after, bhttp::field::www_authenticate}) {
-    if (auto it = plain.find(field); it != plain.end()) res.set(field, it->value());
-  }
-  return res;
+  return Envelope(code, text, message);
 }
 
-Response TooMany(std::chrono::seconds wait, std::string_view what) {
-  const int64_t seconds = std::max<int64_t>(1, wait.count());
-  Response res = Envelope(bhttp::status::too_many_requests, {},
-                          fmt::format("too many {}; retry after {} seconds", what, seconds));
-  res.set(bhttp::field::retry_after, std::to_string(seconds));
-  return res;
-}
-
-// --- Access tokens ---------------------------------------------------------------------
-
-// The envelope for a request without a valid access token with the scope
-// (api::WithScope adds the RFC 6750 challenge).
-Response Denied(const Context& ctx, const Status& s, bool token_sent, std::string_view scope) {
-  if (s.code() == StatusCode::kUnauthenticated) {
-    return Envelope(bhttp::status::unauthorized, "UNAUTHENTICATED",
-                    token_sent ? "the access token is not valid" : "an access token is required");
-  }
-  if (s.code() == StatusCode::kPermissionDenied) {
-    return Envelope(bhttp::status::forbidden, "PERMISSION_DENIED",
-                    fmt::format("the access token lacks the scope {}", scope));
-  }
-  return Failed(s, ctx);
-}
+Response Failed(const Status& s, const Context& ctx) { return api::FailedAs(ErrorEnvelope, s, ctx); }
 
 template <class Fn>
 http::Handler WithScope(OAuthService& oauth, std::string_view scope, Fn fn) {
-  return api::WithScope(
-      oauth, scope,
-      [scope](const Context& ctx, const Status& s, bool token_sent) { return Denied(ctx, s, token_sent, scope); },
-      std::move(fn));
+  return api::WithScope(oauth, scope, ErrorEnvelope, std::move(fn));
 }
 
 // --- Assertions --------------------------------------------------------------------------
@@ -291,7 +256,7 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
              WithScope(oauth, kScopeObV2p1AssertionCreate,
                        [&badges, imports](Context& ctx, const std::string& account) -> Response {
                          std::chrono::seconds wait{};
-                         if (!imports->Allow(account, &wait)) return TooMany(wait, "assertions for this earner");
+                         if (!imports->Allow(account, &wait)) return api::TooManyAs(ErrorEnvelope, wait, "assertions for this earner");
                          auto input = ReadPayload(ctx);
                          if (auto* err = std::get_if<Response>(&input)) return std::move(*err);
                          ImportOptions options;

@@ -92,51 +92,14 @@ std::string_view MinorFor(bhttp::status code) {
   }
 }
 
-// A failed service call, mapped to its HTTP status by the node's one mapping
-// (which also logs internal detail and hides it), as Imsx_StatusInfo.
-Response Failed(const Status& s, const Context& ctx) {
-  Response plain = http::StatusResponse(s, ctx.request_id);
-  const json parsed = json::parse(plain.body(), nullptr, false);
-  std::string message = "the request failed";
-  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
-    message = parsed["error"].value("message", message);
-  }
-  Response res = StatusInfo(plain.result(), MinorFor(plain.result()), message);
-  if (auto it = plain.find(bhttp::field::retry_after); it != plain.end()) {
-    res.set(bhttp::field::retry_after, it->value());
-  }
-  return res;
-}
+// An error as Imsx_StatusInfo, its code minor from the HTTP status.
+Response ErrorInfo(bhttp::status code, std::string_view message) { return StatusInfo(code, MinorFor(code), message); }
 
-Response TooMany(std::chrono::seconds wait) {
-  const int64_t seconds = std::max<int64_t>(1, wait.count());
-  Response res =
-      StatusInfo(bhttp::status::too_many_requests, minor::kServerBusy,
-                 fmt::format("too many credentials pushed for this earner; retry after {} seconds", seconds));
-  res.set(bhttp::field::retry_after, std::to_string(seconds));
-  return res;
-}
-
-// --- Access tokens ---------------------------------------------------------------------
-
-Response Denied(const Context& ctx, const Status& s, bool token_sent, std::string_view scope) {
-  if (s.code() == StatusCode::kUnauthenticated) {
-    return StatusInfo(bhttp::status::unauthorized, minor::kUnauthorized,
-                      token_sent ? "the access token is not valid" : "an access token is required");
-  }
-  if (s.code() == StatusCode::kPermissionDenied) {
-    return StatusInfo(bhttp::status::forbidden, minor::kForbidden,
-                      fmt::format("the access token lacks the scope {}", scope));
-  }
-  return Failed(s, ctx);
-}
+Response Failed(const Status& s, const Context& ctx) { return api::FailedAs(ErrorInfo, s, ctx); }
 
 template <class Fn>
 http::Handler WithScope(OAuthService& oauth, std::string_view scope, Fn fn) {
-  return api::WithScope(
-      oauth, scope,
-      [scope](const Context& ctx, const Status& s, bool token_sent) { return Denied(ctx, s, token_sent, scope); },
-      std::move(fn));
+  return api::WithScope(oauth, scope, ErrorInfo, std::move(fn));
 }
 
 // --- Request bodies ----------------------------------------------------------------------
@@ -566,7 +529,7 @@ void RegisterOb3Routes(http::Router& router, OAuthService& oauth, AccountService
              WithScope(oauth, kScopeObV3p0CredentialUpsert,
                        [&badges, imports](Context& ctx, const std::string& account) -> Response {
                          std::chrono::seconds wait{};
-                         if (!imports->Allow(account, &wait)) return TooMany(wait);
+                         if (!imports->Allow(account, &wait)) return api::TooManyAs(ErrorInfo, wait, "credentials pushed for this earner");
                          auto input = ReadCredential(ctx);
                          if (auto* err = std::get_if<Response>(&input)) return std::move(*err);
                          const PostedCredential& posted = std::get<PostedCredential>(input);
