@@ -256,7 +256,9 @@ void RegisterBadgeConnectRoutes(http::Router& router, OAuthService& oauth, Accou
              WithScope(oauth, kScopeObV2p1AssertionCreate,
                        [&badges, imports](Context& ctx, const std::string& account) -> Response {
                          std::chrono::seconds wait{};
-                         if (!imports->Allow(account, &wait)) return api::TooManyAs(ErrorEnvelope, wait, "assertions for this earner");
+                         if (!imports->Allow(account, &wait)) {
+                           return api::TooManyAs(ErrorEnvelope, wait, "assertions for this earner");
+                         }
                          auto input = ReadPayload(ctx);
                          if (auto* err = std::get_if<Response>(&input)) return std::move(*err);
                          ImportOptions options;

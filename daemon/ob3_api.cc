@@ -529,7 +529,9 @@ void RegisterOb3Routes(http::Router& router, OAuthService& oauth, AccountService
              WithScope(oauth, kScopeObV3p0CredentialUpsert,
                        [&badges, imports](Context& ctx, const std::string& account) -> Response {
                          std::chrono::seconds wait{};
-                         if (!imports->Allow(account, &wait)) return api::TooManyAs(ErrorInfo, wait, "credentials pushed for this earner");
+                         if (!imports->Allow(account, &wait)) {
+                           return api::TooManyAs(ErrorInfo, wait, "credentials pushed for this earner");
+                         }
                          auto input = ReadCredential(ctx);
                          if (auto* err = std::get_if<Response>(&input)) return std::move(*err);
                          const PostedCredential& posted = std::get<PostedCredential>(input);
