@@ -1687,7 +1687,7 @@ class Processor {
     if (dataset_.size() >= limits_.max_quads) {
       return JsonLdError("too large", "more than " + std::to_string(limits_.max_quads) + " quads");
     }
-    dataset_.emplace_back(s, p, std::move(o), g);
+    dataset_.push_back(rdf::Quad{s, p, std::move(o), g});
     return Status::Ok();
   }
 
