@@ -543,6 +543,24 @@ TEST(JsonLd, CachedContextsStillReportWhatTheyDrop) {
 // ---------------------------------------------------------------------------
 // JCS
 
+TEST(JsonLd, IrisWithUnicodeWhiteSpaceAreNotIris) {
+  // JavaScript processors refuse an IRI holding any white space \s knows;
+  // other non-ASCII characters are fine, wherever they stand.
+  auto quads = [](const std::string& id) {
+    return Canon({{"@id", id}, {"http://example.org/p", "v"}});
+  };
+  EXPECT_NE(quads("http://example.org/caf\u00e9").find("<http://example.org/caf\u00e9>"), std::string::npos);
+  EXPECT_NE(quads("http://example.org/\u00e9\u00e8x").find("\u00e9\u00e8x>"), std::string::npos);
+  for (const char* space : {"\u00a0", "\u1680", "\u2003", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000",
+                            "\ufeff", " ", "\t"}) {
+    // At the start of the non-ASCII part, after other non-ASCII characters, and after ASCII only.
+    for (const std::string& id : {"http://example.org/a" + std::string(space) + "b",
+                                  "http://example.org/\u00e9" + std::string(space) + "b"}) {
+      EXPECT_EQ(quads(id).find("example.org/"), std::string::npos) << id;
+    }
+  }
+}
+
 TEST(Jcs, CanonicalJson) {
   const Json value = Json::parse(R"({"b": 1, "a": [1.5, 1e21, 1e-7, 123456789012345678901234567890, -0.0,
                                      "\u2028\u0001\"\\"], "\ud83d\ude00": 0, "\ue000": 1, "n": null, "t": true})");
