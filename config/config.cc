@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace backpack::config {
 namespace {
@@ -36,7 +37,8 @@ struct FieldRef {
   const T& (*field)(const Config&);
 };
 
-using AnyFieldRef = std::variant<FieldRef<std::string>, FieldRef<int>, FieldRef<bool>>;
+using StringList = std::vector<std::string>;
+using AnyFieldRef = std::variant<FieldRef<std::string>, FieldRef<int>, FieldRef<bool>, FieldRef<StringList>>;
 
 struct KeySpec {
   std::string_view name;
@@ -72,6 +74,12 @@ constexpr KeySpec Int(std::string_view name, int64_t min, int64_t max) {
 }
 
 template <auto kTable, auto kField>
+constexpr KeySpec StrList(std::string_view name) {
+  static_assert(std::is_same_v<decltype(RefTo<kTable, kField>()), FieldRef<StringList>>);
+  return {name, RefTo<kTable, kField>()};
+}
+
+template <auto kTable, auto kField>
 constexpr KeySpec Bool(std::string_view name) {
   static_assert(std::is_same_v<decltype(RefTo<kTable, kField>()), FieldRef<bool>>);
   return {name, RefTo<kTable, kField>()};
@@ -84,6 +92,8 @@ constexpr auto kMail = &Config::mail;
 constexpr auto kFetch = &Config::fetch;
 constexpr auto kBadges = &Config::badges;
 constexpr auto kOAuth = &Config::oauth;
+constexpr auto kFederation = &Config::federation;
+constexpr auto kAdmin = &Config::admin;
 constexpr auto kLog = &Config::log;
 
 // Ranges not spelled out in config.h are chosen here: wide enough for any
@@ -175,6 +185,30 @@ constexpr KeySpec kOAuthKeys[] = {
     Int<kOAuth, &OAuthConfig::registrations_per_hour>("registrations_per_hour", 1, 100000),
 };
 
+constexpr KeySpec kFederationKeys[] = {
+    Str<kFederation, &FederationConfig::node_name>("node_name"),
+    Str<kFederation, &FederationConfig::mode>("mode"),
+    StrList<kFederation, &FederationConfig::peers>("peers"),
+    StrList<kFederation, &FederationConfig::blocked>("blocked"),
+    Int<kFederation, &FederationConfig::max_clock_skew_seconds>("max_clock_skew_seconds", 0, 3600),
+    Int<kFederation, &FederationConfig::signature_lifetime_seconds>("signature_lifetime_seconds", 10, 3600),
+    Int<kFederation, &FederationConfig::page_max_records>("page_max_records", 1, 100000),
+    Int<kFederation, &FederationConfig::page_max_bytes>("page_max_bytes", 65536, 268435456),
+    Int<kFederation, &FederationConfig::long_poll_seconds>("long_poll_seconds", 0, 300),
+    Int<kFederation, &FederationConfig::max_future_version_seconds>("max_future_version_seconds", 0, 86400),
+    Int<kFederation, &FederationConfig::pokes_per_minute>("pokes_per_minute", 1, 100000),
+    Int<kFederation, &FederationConfig::retry_min_seconds>("retry_min_seconds", 1, 86400),
+    Int<kFederation, &FederationConfig::retry_max_seconds>("retry_max_seconds", 1, 86400),
+    Int<kFederation, &FederationConfig::breaker_failures>("breaker_failures", 1, 1000),
+    Int<kFederation, &FederationConfig::handshakes_per_minute>("handshakes_per_minute", 1, 100000),
+    Int<kFederation, &FederationConfig::webfinger_per_minute>("webfinger_per_minute", 1, 100000),
+    Int<kFederation, &FederationConfig::inbox_per_minute>("inbox_per_minute", 1, 100000),
+};
+
+constexpr KeySpec kAdminKeys[] = {
+    Bool<kAdmin, &AdminConfig::allow_remote>("allow_remote"),
+};
+
 constexpr KeySpec kLogKeys[] = {
     Str<kLog, &LogConfig::level>("level"),
     Str<kLog, &LogConfig::format>("format"),
@@ -183,8 +217,12 @@ constexpr KeySpec kLogKeys[] = {
 constexpr TableSpec kTables[] = {
     {"server", kServerKeys}, {"storage", kStorageKeys}, {"accounts", kAccountsKeys},
     {"mail", kMailKeys},     {"fetch", kFetchKeys},     {"badges", kBadgesKeys},
-    {"oauth", kOAuthKeys},   {"log", kLogKeys},
+    {"oauth", kOAuthKeys},   {"federation", kFederationKeys}, {"admin", kAdminKeys},
+    {"log", kLogKeys},
 };
+
+// Longest list a list-valued key takes (federation.peers, federation.blocked).
+constexpr size_t kMaxListEntries = 1000;
 
 // Every integer key has a non-empty range that fits in int, so a value that
 // passes the range check can be narrowed without loss.
@@ -280,6 +318,26 @@ class KeyAssigner {
     const auto* value = node_.as_boolean();
     if (value == nullptr) return WrongType("a boolean");
     ref.mutable_field(config_) = value->get();
+    return Status::Ok();
+  }
+
+  Status operator()(const FieldRef<StringList>& ref) const {
+    const auto* array = node_.as_array();
+    if (array == nullptr) return WrongType("an array of strings");
+    if (array->size() > kMaxListEntries) {
+      return InvalidArgument(Prefix() + Dotted(table_, key_.name) + ": more than " +
+                             std::to_string(kMaxListEntries) + " entries" + LineSuffix(node_.source()));
+    }
+    StringList values;
+    for (const toml::node& element : *array) {
+      const auto* value = element.as_string();
+      if (value == nullptr) {
+        return InvalidArgument(Prefix() + Dotted(table_, key_.name) + ": expected an array of strings, got " +
+                               std::string(TypeName(element.type())) + " in it" + LineSuffix(element.source()));
+      }
+      values.push_back(value->get());
+    }
+    ref.mutable_field(config_) = std::move(values);
     return Status::Ok();
   }
 
@@ -406,6 +464,59 @@ bool HasControlOrSpace(std::string_view text) {
   return false;
 }
 
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Text from the config in a message: printable ASCII, shortened.
+std::string Shown(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 200)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u >= 0x20 && u < 0x7f ? c : '?';
+  }
+  if (text.size() > 200) out += "...";
+  return out;
+}
+
+Status CheckNodeName(std::string_view key, std::string_view name) {
+  if (!IsNodeName(name)) {
+    return InvalidArgument(std::string(key) + ": '" + Shown(name) +
+                           "' is not a node name (host[:port] in lower case, without port 80 or 443)");
+  }
+  return Status::Ok();
+}
+
+Status ValidateFederation(const Config& config) {
+  const FederationConfig& federation = config.federation;
+  BP_RETURN_IF_ERROR(CheckOneOf("federation.mode", federation.mode, {"open", "allowlist"}));
+  if (!federation.node_name.empty()) {
+    BP_RETURN_IF_ERROR(CheckNodeName("federation.node_name", federation.node_name));
+    if (!config.server.public_url.empty()) {
+      BP_RETURN_IF_ERROR(FederationNodeName(federation, config.server.public_url).status());
+    }
+  }
+  std::vector<std::string> seen;
+  for (const std::string& peer : federation.peers) {
+    auto url = ParseBaseUrl(peer);
+    if (!url.ok()) return InvalidArgument("federation.peers: " + url.status().message());
+    for (const std::string& other : seen) {
+      if (other == url->authority) {
+        return InvalidArgument("federation.peers: the node " + url->authority + " is listed twice");
+      }
+    }
+    seen.push_back(url->authority);
+  }
+  for (const std::string& name : federation.blocked) {
+    BP_RETURN_IF_ERROR(CheckNodeName("federation.blocked", name));
+    for (const std::string& peer : seen) {
+      if (peer == name) return InvalidArgument("federation.blocked: " + name + " is also in federation.peers");
+    }
+  }
+  if (federation.retry_min_seconds > federation.retry_max_seconds) {
+    return InvalidArgument("federation.retry_min_seconds must not exceed federation.retry_max_seconds");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(std::string_view toml_text, std::string_view origin) {
@@ -485,6 +596,8 @@ Status Validate(const Config& config) {
   }
   BP_RETURN_IF_ERROR(CheckOneOf("mail.smtp_tls", mail.smtp_tls, {"starttls", "tls", "none"}));
 
+  BP_RETURN_IF_ERROR(ValidateFederation(config));
+
   BP_RETURN_IF_ERROR(CheckOneOf("log.level", config.log.level, {"debug", "info", "warn", "error"}));
   BP_RETURN_IF_ERROR(CheckOneOf("log.format", config.log.format, {"json", "text"}));
   return Status::Ok();
@@ -517,6 +630,104 @@ Result<Config> LoadConfig(const Flags& flags) {
     return InvalidArgument(flags.config_file + ": " + status.message());
   }
   return config;
+}
+
+Result<BaseUrl> ParseBaseUrl(std::string_view text) {
+  const auto fail = [text](std::string_view why) {
+    return InvalidArgument("'" + Shown(text) + "' is not a usable base URL: " + std::string(why));
+  };
+  if (text.size() > 2048) return fail("it is longer than 2048 bytes");
+  for (unsigned char c : text) {
+    if (c <= ' ' || c >= 0x7f) return fail("it holds a space, a control character or a non-ASCII byte");
+  }
+  BaseUrl out;
+  std::string_view rest;
+  if (text.starts_with("https://")) {
+    out.https = true;
+    rest = text.substr(8);
+  } else if (text.starts_with("http://")) {
+    rest = text.substr(7);
+  } else {
+    return fail("it must start with http:// or https://");
+  }
+  const size_t end = rest.find_first_of("/?#");
+  const std::string_view authority = rest.substr(0, end);
+  std::string_view path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (path.find_first_of("?#") != std::string_view::npos) return fail("a query or fragment is not allowed");
+  if (authority.empty()) return fail("it has no host");
+  if (authority.find('@') != std::string_view::npos) return fail("user information is not allowed");
+
+  std::string host;
+  std::string_view port;
+  if (authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos || close < 3) return fail("the IPv6 literal is not closed or empty");
+    for (char c : authority.substr(1, close - 1)) {
+      const char l = LowerAscii(c);
+      if (!((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f') || l == ':' || l == '.')) {
+        return fail("the IPv6 literal holds a character other than hex digits, ':' and '.'");
+      }
+      host += l;
+    }
+    host = "[" + host + "]";
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return fail("unexpected characters after the IPv6 literal");
+      port = after.substr(1);
+      if (port.empty()) return fail("the port is empty");
+    }
+  } else {
+    const size_t colon = authority.find(':');
+    const std::string_view name = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return fail("the port is empty");
+    }
+    if (name.empty()) return fail("it has no host");
+    if (name.size() > 253) return fail("the host is longer than 253 bytes");
+    if (name.front() == '.' || name.find("..") != std::string_view::npos) return fail("the host has an empty label");
+    for (char c : name) {
+      const char l = LowerAscii(c);
+      if (!((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '_' || l == '.')) {
+        return fail("the host may hold only letters, digits, '-', '_' and '.'");
+      }
+      host += l;
+    }
+  }
+  uint32_t port_number = out.https ? 443 : 80;
+  if (!port.empty()) {
+    const auto [stop, error] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+    if (error != std::errc() || stop != port.data() + port.size() || port.size() > 5 || port_number == 0 ||
+        port_number > 65535) {
+      return fail("the port must be a number 1..65535");
+    }
+  }
+  out.authority = host;
+  if (port_number != (out.https ? 443u : 80u)) out.authority += ":" + std::to_string(port_number);
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  out.url = (out.https ? "https://" : "http://") + out.authority + std::string(path);
+  return out;
+}
+
+// What ParseBaseUrl makes of a URL's authority, whichever the scheme (so
+// never a default port).
+bool IsNodeName(std::string_view name) {
+  if (name.empty() || name.size() > 300 || name.find_first_of("/?#") != std::string_view::npos) return false;
+  auto http = ParseBaseUrl("http://" + std::string(name));
+  auto https = ParseBaseUrl("https://" + std::string(name));
+  return http.ok() && https.ok() && http->authority == name && https->authority == name;
+}
+
+Result<std::string> FederationNodeName(const FederationConfig& federation, std::string_view public_url) {
+  auto base = ParseBaseUrl(public_url);
+  if (!base.ok()) return InvalidArgument("server.public_url: " + base.status().message());
+  if (federation.node_name.empty()) return base->authority;
+  if (federation.node_name != base->authority) {
+    return InvalidArgument("federation.node_name: '" + Shown(federation.node_name) +
+                           "' is not the authority of the public URL " + base->url + " (" + base->authority +
+                           "); peers check the one against the other");
+  }
+  return federation.node_name;
 }
 
 // The returned host has no brackets ("::1" for "[::1]:443"), ready for an

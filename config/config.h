@@ -18,7 +18,9 @@ namespace backpack::config {
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // [server] listen, flag --listen; "HOST:PORT", port 0 = any
   std::string public_url;                 // [server] public_url: base URL clients use; default http(s)://listen
-  std::string node_name;                  // [server] node_name: default host:port of public_url
+  std::string node_name;                  // [server] node_name: the platform name shown to issuers (Badge
+                                          //   Connect, OB 3.0); default the host of public_url. The name among
+                                          //   peers is federation.node_name
   std::string terms_of_service_url;       // [server] terms_of_service_url: the operator's terms (http(s)),
                                           //   published to issuers in the Badge Connect manifest
   std::string privacy_policy_url;         // [server] privacy_policy_url: the operator's privacy policy (http(s))
@@ -109,6 +111,47 @@ struct OAuthConfig {
                                           //   registrations per client address
 };
 
+// Federation between nodes: identity, signed requests, peering, and the
+// replication limits (docs/federation.md).
+struct FederationConfig {
+  std::string node_name;                  // [federation] node_name: this node's name among peers, host[:port]
+                                          //   in lower case; empty: the authority of the public URL. When set
+                                          //   it must be that authority (peers check base_url against it)
+  std::string mode = "open";              // [federation] mode: "open" (any node may peer unless blocked) or
+                                          //   "allowlist" (unknown nodes wait, pending, for the operator)
+  std::vector<std::string> peers;         // [federation] peers: base URLs ("https://b.example") handshaken at
+                                          //   start; approved whatever the mode
+  std::vector<std::string> blocked;       // [federation] blocked: node names refused on every signed endpoint
+  int max_clock_skew_seconds = 60;        // [federation] max_clock_skew_seconds (0..3600): how far in the future
+                                          //   a signature's created may lie
+  int signature_lifetime_seconds = 300;   // [federation] signature_lifetime_seconds (10..3600): expires - created
+                                          //   of the signatures we send, and the most we accept
+  int page_max_records = 500;             // [federation] page_max_records (1..100000): records per change page
+  int page_max_bytes = 4 * 1024 * 1024;   // [federation] page_max_bytes (65536..268435456): bytes per change page
+  int long_poll_seconds = 25;             // [federation] long_poll_seconds (0..300): longest wait of a change poll
+  int max_future_version_seconds = 300;   // [federation] max_future_version_seconds (0..86400): records dated
+                                          //   further ahead of our clock are refused
+  int pokes_per_minute = 60;              // [federation] pokes_per_minute (1..100000): per peer
+  int retry_min_seconds = 1;              // [federation] retry_min_seconds (1..86400): first back-off after a
+                                          //   failed exchange with a peer
+  int retry_max_seconds = 300;            // [federation] retry_max_seconds (1..86400): longest back-off
+  int breaker_failures = 5;               // [federation] breaker_failures (1..1000): consecutive failures that
+                                          //   suspend a peer
+  int handshakes_per_minute = 30;         // [federation] handshakes_per_minute (1..100000): peering requests per
+                                          //   client address
+  int webfinger_per_minute = 60;          // [federation] webfinger_per_minute (1..100000): WebFinger look-ups per
+                                          //   client address
+  int inbox_per_minute = 30;              // [federation] inbox_per_minute (1..100000): badge deliveries to the
+                                          //   inbox per client address
+};
+
+// The operator's API under /_admin (backpackctl peers ...): a bearer token
+// written to <data_dir>/admin-token at start.
+struct AdminConfig {
+  bool allow_remote = false;              // [admin] allow_remote: also answer clients that are not on a
+                                          //   loopback address (the token is required either way)
+};
+
 struct LogConfig {
   std::string level = "info";             // [log] level: debug, info, warn, error
   std::string format = "json";            // [log] format: "json" or "text"
@@ -122,6 +165,8 @@ struct Config {
   FetchConfig fetch;
   BadgesConfig badges;
   OAuthConfig oauth;
+  FederationConfig federation;
+  AdminConfig admin;
   LogConfig log;
 };
 
@@ -142,6 +187,29 @@ Result<Config> LoadConfig(const Flags& flags);
 
 // Cross-field and range checks; the message names the offending key.
 Status Validate(const Config& config);
+
+// An absolute http(s) base URL, as server.public_url and federation.peers
+// give them.
+struct BaseUrl {
+  bool https = false;
+  std::string authority;  // host[:port]: lower case, without the scheme's default port, IPv6 in brackets
+  std::string url;        // scheme://authority[/path], without a trailing '/'
+};
+// Parses a base URL: "http://" or "https://" (lower case), a host (a DNS
+// name of letters, digits, '-', '_' and '.', or an IPv4 or bracketed IPv6
+// literal), an optional port 1..65535, an optional path; no user
+// information, query, fragment, spaces or control characters.
+Result<BaseUrl> ParseBaseUrl(std::string_view text);
+
+// Whether `name` is a node name: host[:port] as ParseBaseUrl writes an
+// authority (lower case, IPv6 in brackets) and without port 80 or 443.
+bool IsNodeName(std::string_view name);
+
+// The name a node federates under when its public base URL is
+// `public_url`: federation.node_name when set (it must equal the URL's
+// authority), else that authority, e.g. "badges.example.org" or
+// "127.0.0.1:8081".
+Result<std::string> FederationNodeName(const FederationConfig& federation, std::string_view public_url);
 
 // Splits "HOST:PORT" or "[V6]:PORT"; port 0..65535.
 struct HostPort {

@@ -149,6 +149,7 @@ struct AccountService::Impl {
   RandomSource random;
   std::once_flag dummy_once;
   std::string dummy_hash;
+  ChangeListeners listeners;
 
   // Read-through caches. Coherence rule: an entry is only inserted or
   // changed while holding the account's KeyLock, after the store write it
@@ -566,7 +567,7 @@ Result<AccountView> AccountService::SetPrimaryEmail(const std::string& account_i
 Result<AccountView> AccountService::RemoveEmail(const std::string& account_id, std::string_view address) {
   Impl& d = *impl_;
   const std::string normalized = protocol::NormalizeEmail(address);
-  auto guard = d.locks.Lock({AccountLock(account_id), EmailLock(normalized)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({AccountLock(account_id), EmailLock(normalized)}));
   auto account = d.MustLoadAccount(account_id);
   if (!account.ok()) return account.status();
   EmailRecord* email = account->Find(normalized);
@@ -591,6 +592,8 @@ Result<AccountView> AccountService::RemoveEmail(const std::string& account_id, s
   if (!claim.ok()) return claim.status();
   if (claim->has_value() && (*claim)->account == account_id) batch.Delete(Family::kEmailIndex, normalized);
   BP_RETURN_IF_ERROR(d.WriteAccount(batch, *account));
+  guard.reset();
+  d.listeners.Notify(Change{Change::Subject::kAccount, account_id, "", {}});
   return ToView(*account);
 }
 
@@ -669,7 +672,7 @@ Status AccountService::DeleteAccount(const std::string& account_id, std::string_
   }
   std::vector<std::string> lock_keys{AccountLock(account_id)};
   for (const auto& e : account->emails) lock_keys.push_back(EmailLock(protocol::NormalizeEmail(e.address)));
-  auto guard = d.locks.Lock(lock_keys);
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock(lock_keys));
   auto current = d.MustLoadAccount(account_id);  // emails may have changed before the lock
   if (!current.ok()) return current.status();
   storage::WriteBatch batch;
@@ -685,9 +688,13 @@ Status AccountService::DeleteAccount(const std::string& account_id, std::string_
   BP_RETURN_IF_ERROR(d.store.Write(batch));
   d.accounts.Erase(account_id);
   d.ForgetSessions(revoked);
+  guard.reset();
   log::Info("accounts", "account deleted", {{"account", account_id}});
+  d.listeners.Notify(Change{Change::Subject::kAccount, account_id, "", {}});
   return Status::Ok();
 }
+
+void AccountService::AddChangeListener(ChangeListener listener) { impl_->listeners.Add(std::move(listener)); }
 
 Result<size_t> AccountService::PurgeExpired(size_t limit) {
   Impl& d = *impl_;

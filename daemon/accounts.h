@@ -28,6 +28,7 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "daemon/changes.h"
 #include "storage/store.h"
 
 namespace backpack {
@@ -104,6 +105,10 @@ class AccountService {
   // at most `limit` of them per call; returns how many went. Expired
   // secrets are already refused; this only reclaims their space.
   Result<size_t> PurgeExpired(size_t limit);
+
+  // Told (daemon/changes.h, Subject::kAccount) after an address is removed
+  // and after the account is deleted.
+  void AddChangeListener(ChangeListener listener);
 
  private:
   struct Impl;

@@ -343,6 +343,11 @@ struct BadgeService::Impl {
   std::mutex count_mu;
   std::unordered_map<std::string, int64_t> counts;
   std::minstd_rand jitter{std::random_device{}()};
+  ChangeListeners listeners;
+
+  void Notify(const std::string& account, const std::string& badge) {
+    listeners.Notify(Change{Change::Subject::kBadge, account, badge, {badge}});
+  }
 
   Result<std::vector<std::string>> VerifiedEmails(const std::string& account) {
     auto view = accounts.GetAccount(account);
@@ -663,6 +668,17 @@ BadgeService::~BadgeService() = default;
 
 Result<ImportResult> BadgeService::Import(const std::string& account_id, const VerifyRequest& input,
                                           const ImportOptions& options) {
+  auto result = ImportUnnotified(account_id, input, options);
+  if (result.ok() && (result->outcome == ImportResult::Outcome::kCreated ||
+                      result->outcome == ImportResult::Outcome::kReplaced)) {
+    impl_->Notify(account_id, result->record.id);
+  }
+  return result;
+}
+
+// Import without telling the listeners: it returns from under its locks.
+Result<ImportResult> BadgeService::ImportUnnotified(const std::string& account_id, const VerifyRequest& input,
+                                                    const ImportOptions& options) {
   Impl& d = *impl_;
   auto emails = d.VerifiedEmails(account_id);
   if (!emails.ok()) return emails.status();
@@ -783,7 +799,7 @@ Result<BadgeOriginal> BadgeService::GetOriginal(const std::string& account_id, s
 Result<BadgeRecord> BadgeService::SetState(const std::string& account_id, std::string_view badge_id, BadgeState state) {
   Impl& d = *impl_;
   const std::string key = RecordKey(account_id, badge_id);
-  auto guard = d.locks.Lock({key});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({key}));
   auto record = Get(account_id, badge_id);
   if (!record.ok()) return record.status();
   if (record->state == state) return record;
@@ -791,6 +807,8 @@ Result<BadgeRecord> BadgeService::SetState(const std::string& account_id, std::s
   storage::WriteBatch batch;
   batch.Put(Family::kBadges, key, EncodeRecord(*record));
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  guard.reset();
+  d.Notify(account_id, record->id);
   return record;
 }
 
@@ -799,7 +817,7 @@ Status BadgeService::Delete(const std::string& account_id, std::string_view badg
   auto record = Get(account_id, badge_id);
   if (!record.ok()) return record.status();
   const std::string key = RecordKey(account_id, badge_id);
-  auto guard = d.locks.Lock({key, IdentityKey(account_id, record->identity)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({key, IdentityKey(account_id, record->identity)}));
   auto current = d.LoadExisting(account_id, badge_id);  // again, under the lock
   if (!current.ok()) return current.status();
   storage::WriteBatch batch;
@@ -807,6 +825,8 @@ Status BadgeService::Delete(const std::string& account_id, std::string_view badg
   batch.Add(Family::kBadgeKeys, CountKey(account_id), -1);
   BP_RETURN_IF_ERROR(d.store.Write(batch));
   d.AdjustCachedCount(account_id, -1);
+  guard.reset();
+  d.Notify(account_id, current->id);
   return Status::Ok();
 }
 
@@ -934,6 +954,8 @@ Result<std::optional<int64_t>> BadgeService::NextDue() {
       1));
   return due;
 }
+
+void BadgeService::AddChangeListener(ChangeListener listener) { impl_->listeners.Add(std::move(listener)); }
 
 Status BadgeService::DeleteAll(const std::string& account_id) {
   Impl& d = *impl_;

@@ -45,6 +45,7 @@
 #include "config/config.h"
 #include "daemon/accounts.h"
 #include "daemon/badge_verifier.h"
+#include "daemon/changes.h"
 #include "storage/store.h"
 
 namespace backpack {
@@ -162,7 +163,13 @@ class BadgeService {
   // Removes every badge of the account (account deletion).
   Status DeleteAll(const std::string& account_id);
 
+  // Told (daemon/changes.h) after a badge is created, replaced, accepted or
+  // rejected, or deleted; not after a re-check, which changes only its status.
+  void AddChangeListener(ChangeListener listener);
+
  private:
+  Result<ImportResult> ImportUnnotified(const std::string& account_id, const VerifyRequest& input,
+                                        const ImportOptions& options);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -168,6 +168,17 @@ struct CollectionService::Impl {
   const config::BadgesConfig& config;
   UnixClock clock;
   RandomSource random;
+  ChangeListeners listeners;
+
+  // `before` and `after`: the badges the collection listed (either may be empty).
+  void Notify(const std::string& account, const std::string& id, const std::vector<std::string>& before,
+              const std::vector<std::string>& after) {
+    Change change{Change::Subject::kCollection, account, id, before};
+    for (const auto& badge : after) {
+      if (std::find(before.begin(), before.end(), badge) == before.end()) change.badges.push_back(badge);
+    }
+    listeners.Notify(change);
+  }
 
   std::string NewId() { return protocol::Base64UrlEncode(random(kIdBytes)); }
 
@@ -294,8 +305,7 @@ struct CollectionService::Impl {
 CollectionService::CollectionService(storage::Store& store, storage::KeyLocks& locks, AccountService& accounts,
                                      BadgeService& badges, const config::BadgesConfig& config, UnixClock clock,
                                      RandomSource random)
-    : impl_(std::make_unique<Impl>(Impl{store, locks, accounts, badges, config, std::move(clock),
-                                        std::move(random)})) {}
+    : impl_(new Impl{store, locks, accounts, badges, config, std::move(clock), std::move(random), {}}) {}
 
 CollectionService::~CollectionService() = default;
 
@@ -331,7 +341,7 @@ Result<Collection> CollectionService::Create(const std::string& account_id, cons
   c.created_at = c.updated_at = d.clock();
   const std::string key = RecordKey(account_id, c.id);
 
-  auto guard = d.locks.Lock({AccountLock(account_id), CollectionLock(key)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({AccountLock(account_id), CollectionLock(key)}));
   size_t count = 0;
   BP_RETURN_IF_ERROR(d.store.Scan(Family::kCollections, fmt::format("{}/", account_id),
                                   [&](std::string_view, std::string_view) {
@@ -346,7 +356,9 @@ Result<Collection> CollectionService::Create(const std::string& account_id, cons
   batch.Put(Family::kCollections, key, Serialize(c));
   if (c.is_public) batch.Put(Family::kShareSlugs, c.slug, key);
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  guard.reset();
   log::Info("collections", "collection created", {{"account", account_id}, {"collection", c.id}});
+  d.Notify(account_id, c.id, {}, c.badge_ids);
   return c;
 }
 
@@ -408,10 +420,11 @@ Result<Collection> CollectionService::Update(const std::string& account_id, std:
   }
 
   const std::string key = RecordKey(account_id, collection_id);
-  auto guard = d.locks.Lock({AccountLock(account_id), CollectionLock(key)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({AccountLock(account_id), CollectionLock(key)}));
   auto loaded = d.MustLoad(account_id, collection_id);
   if (!loaded.ok()) return loaded.status();
   Collection c = std::move(*loaded);
+  const std::vector<std::string> listed_before = c.badge_ids;
   const std::string old_slug = c.slug;
   if (name) c.name = std::move(*name);
   if (description) c.description = std::move(*description);
@@ -433,20 +446,24 @@ Result<Collection> CollectionService::Update(const std::string& account_id, std:
   c.updated_at = d.clock();
   batch.Put(Family::kCollections, key, Serialize(c));
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  guard.reset();
+  d.Notify(account_id, c.id, listed_before, c.badge_ids);
   return c;
 }
 
 Status CollectionService::Delete(const std::string& account_id, std::string_view collection_id) {
   Impl& d = *impl_;
   const std::string key = RecordKey(account_id, collection_id);
-  auto guard = d.locks.Lock({AccountLock(account_id), CollectionLock(key)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({AccountLock(account_id), CollectionLock(key)}));
   auto c = d.MustLoad(account_id, collection_id);
   if (!c.ok()) return c.status();
   storage::WriteBatch batch;
   batch.Delete(Family::kCollections, key);
   if (!c->slug.empty()) batch.Delete(Family::kShareSlugs, c->slug);
   BP_RETURN_IF_ERROR(d.store.Write(batch));
+  guard.reset();
   log::Info("collections", "collection deleted", {{"account", account_id}, {"collection", c->id}});
+  d.Notify(account_id, c->id, c->badge_ids, {});
   return Status::Ok();
 }
 
@@ -501,8 +518,9 @@ Result<std::vector<Collection>> CollectionService::ListPublic(const std::string&
 
 Status CollectionService::DeleteAll(const std::string& account_id) {
   Impl& d = *impl_;
-  auto guard = d.locks.Lock({AccountLock(account_id)});
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({AccountLock(account_id)}));
   storage::WriteBatch batch;
+  std::vector<std::string> listed;
   BP_RETURN_IF_ERROR(d.store.Scan(Family::kCollections, fmt::format("{}/", account_id),
                                   [&](std::string_view key, std::string_view value) {
                                     batch.Delete(Family::kCollections, key);
@@ -510,9 +528,17 @@ Status CollectionService::DeleteAll(const std::string& account_id) {
                                     // A record that cannot be read still goes; its
                                     // slug, if any, then points nowhere and reads as 404.
                                     if (c.ok() && !c->slug.empty()) batch.Delete(Family::kShareSlugs, c->slug);
+                                    if (c.ok()) listed.insert(listed.end(), c->badge_ids.begin(), c->badge_ids.end());
                                     return true;
                                   }));
-  return d.store.Write(batch);
+  BP_RETURN_IF_ERROR(d.store.Write(batch));
+  guard.reset();
+  std::sort(listed.begin(), listed.end());
+  listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+  d.Notify(account_id, "", listed, {});
+  return Status::Ok();
 }
+
+void CollectionService::AddChangeListener(ChangeListener listener) { impl_->listeners.Add(std::move(listener)); }
 
 }  // namespace backpack

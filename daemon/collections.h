@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "daemon/accounts.h"
 #include "daemon/badges.h"
+#include "daemon/changes.h"
 #include "storage/store.h"
 
 namespace backpack {
@@ -86,6 +87,10 @@ class CollectionService {
 
   // Removes every collection of the account and its slugs (account deletion).
   Status DeleteAll(const std::string& account_id);
+
+  // Told (daemon/changes.h) after a collection is created, changed or
+  // deleted, with the badges it listed before and after.
+  void AddChangeListener(ChangeListener listener);
 
  private:
   struct Impl;

@@ -4,6 +4,9 @@
 //   backpackctl status [--url URL]             health and self-description of a running node
 //   backpackctl issue ...                      an issuer's client of the OB 3.0 and Badge Connect APIs
 //                                              (daemon/ctl_issue.h)
+//   backpackctl node rotate-key ...            rotate the node's signing key (daemon/ctl_federation.h)
+//   backpackctl peers ...                      list, add, approve, block, unblock peers of a running node
+//   backpackctl deliver --to EMAIL ...         deliver a badge to an earner's backpack (daemon/ctl_deliver.h)
 //   backpackctl version
 #include <chrono>
 #include <cstdio>
@@ -13,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "daemon/ctl_deliver.h"
+#include "daemon/ctl_federation.h"
 #include "daemon/ctl_http.h"
 #include "daemon/ctl_issue.h"
 
@@ -26,6 +31,8 @@ constexpr char kUsage[] =
 void PrintUsage() {
   std::fputs(kUsage, stderr);
   std::fputs(backpack::ctl::kIssueUsage, stderr);
+  std::fputs(backpack::ctl::kFederationUsage, stderr);
+  std::fputs(backpack::ctl::kDeliverUsage, stderr);
 }
 
 // GET url with a 10 s deadline; http and https (certificate verified).
@@ -96,6 +103,9 @@ int main(int argc, char** argv) {
   if (command == "check-config") return CheckConfig(args);
   if (command == "status") return Status(args);
   if (command == "issue") return backpack::ctl::Issue(args);
+  if (command == "deliver") return backpack::ctl::Deliver(args);
+  if (command == "node") return backpack::ctl::NodeCommand(args);
+  if (command == "peers") return backpack::ctl::PeersCommand(args);
   if (command == "version") {
     std::printf("backpackctl %s\n", BACKPACK_VERSION);
     return 0;

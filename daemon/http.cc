@@ -115,7 +115,12 @@ std::string QueryParam(std::string_view query, std::string_view name) {
 
 void Router::Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler,
                  FastHandler fast) {
-  Route route{method, pattern, SplitPath(pattern), exec, std::move(handler), std::move(fast)};
+  Route route{method, pattern, SplitPath(pattern), exec, std::move(handler), std::move(fast), nullptr};
+  routes_.push_back(std::move(route));
+}
+
+void Router::AddDeferred(bhttp::verb method, std::string pattern, DeferredHandler handler) {
+  Route route{method, pattern, SplitPath(pattern), Exec::kWorker, nullptr, nullptr, std::move(handler)};
   routes_.push_back(std::move(route));
 }
 

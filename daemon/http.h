@@ -42,6 +42,18 @@ Response JsonResponse(bhttp::status status, std::string body);
 enum class Exec { kInline, kWorker };
 
 using Handler = std::function<Response(Context&)>;
+// Sends the answer of a deferred request. Call it once, from any thread;
+// later calls do nothing.
+using Responder = std::function<void(Response)>;
+// A handler that may answer later, e.g. a long poll. It runs on the worker
+// pool like a kWorker handler and must call `respond` exactly once, before
+// or after it returns; the Context is valid until then (copy what a later
+// answer needs). Between its return and the answer the request holds no
+// thread, only its connection; the connection reads nothing more until the
+// answer is written, and the server's shutdown waits for it like for any
+// request in flight, so a deferred handler must answer promptly when the
+// node stops.
+using DeferredHandler = std::function<void(Context&, Responder respond)>;
 // Tried on the I/O strand before a kWorker handler: answers from memory
 // without blocking, or returns nullopt to fall through to the worker.
 using FastHandler = std::function<std::optional<Response>(Context&)>;
@@ -54,11 +66,14 @@ class Router {
     std::vector<std::string> segments;
     Exec exec;
     Handler handler;
-    FastHandler fast;  // optional
+    FastHandler fast;          // optional
+    DeferredHandler deferred;  // set instead of `handler` by AddDeferred
   };
 
   void Add(bhttp::verb method, std::string pattern, Exec exec, Handler handler,
            FastHandler fast = nullptr);
+  // A route whose handler answers through a Responder (see DeferredHandler).
+  void AddDeferred(bhttp::verb method, std::string pattern, DeferredHandler handler);
 
   // Finds the route for (method, path), filling `params`. When no route
   // matches, `allowed` lists the methods that would match the path (empty

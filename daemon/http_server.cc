@@ -266,6 +266,23 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return Send(std::move(res));
     }
     ++server_->worker_queue;
+    if (route->deferred) {
+      net::post(server_->workers, [self = this->shared_from_this(), route] {
+        auto answered = std::make_shared<std::atomic<bool>>(false);
+        http::Responder respond = [self, answered](http::Response res) {
+          if (answered->exchange(true)) return;
+          net::post(self->stream_.get_executor(),
+                    [self, res = std::move(res)]() mutable { self->Send(std::move(res)); });
+        };
+        try {
+          route->deferred(*self->context_, respond);
+        } catch (const std::exception& e) {
+          respond(http::StatusResponse(Internal(fmt::format("handler threw: {}", e.what())), self->request_id_));
+        }
+        --self->server_->worker_queue;
+      });
+      return;
+    }
     net::post(server_->workers, [self = this->shared_from_this(), route] {
       http::Response res = Run(*route, *self->context_);
       --self->server_->worker_queue;

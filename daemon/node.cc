@@ -29,6 +29,10 @@
 #include "daemon/badges.h"
 #include "daemon/collection_api.h"
 #include "daemon/collections.h"
+#include "daemon/directory_api.h"
+#include "daemon/earner_federation.h"
+#include "daemon/federation_api.h"
+#include "federation/records.h"
 #include "daemon/fetcher.h"
 #include "daemon/http.h"
 #include "daemon/http_server.h"
@@ -38,6 +42,7 @@
 #include "daemon/oauth.h"
 #include "daemon/oauth_api.h"
 #include "daemon/ob3_api.h"
+#include "daemon/replication_api.h"
 #include "federation/node_description.h"
 #include "storage/store.h"
 
@@ -117,17 +122,25 @@ struct Node::Impl {
   std::unique_ptr<BadgeService> badges;
   std::unique_ptr<CollectionService> collections;
   std::unique_ptr<OAuthService> oauth;
+  std::unique_ptr<FederationService> federation;
+  std::unique_ptr<federation::RecordStore> records;  // replicated records (docs/federation.md)
+  std::unique_ptr<EarnerFederation> earners;          // the earners' choices and their records
+  std::unique_ptr<ReplicationService> replication;    // pulls the peers' change logs, serves ours
+  net::steady_timer reconcile_timer{ioc};
   net::steady_timer recheck_timer{ioc};
+  net::steady_timer handshake_timer{ioc};
   std::unique_ptr<HttpServer> server;
   std::string public_url;
-  std::string node_document;
   std::vector<std::thread> io_threads;
   std::chrono::steady_clock::time_point shutdown_deadline;
   std::atomic<bool> stopping{false};
 
+  federation::NodeDescription Describe() const;
   void RegisterNodeRoutes();
   void SchedulePurge(std::chrono::seconds after);
   void ScheduleRecheck(std::chrono::seconds after);
+  void ScheduleHandshakes(std::chrono::seconds after);
+  void ScheduleReconcile(std::chrono::seconds after);
   void BeginShutdown();
   void PollShutdown();
 };
@@ -190,7 +203,43 @@ Status Node::Start() {
   d.collections = std::make_unique<CollectionService>(*d.store, d.locks, *d.accounts, *d.badges, cfg.badges,
                                                       UnixNow, RandomBytes);
   d.oauth = std::make_unique<OAuthService>(*d.store, d.locks, cfg.oauth, UnixNow, RandomBytes);
+  d.federation = std::make_unique<FederationService>(
+      cfg, d.public_url, d.Describe(), *d.store, *d.fetcher, UnixNow, RandomBytes,
+      [&d](std::function<void()> task) {
+        net::post(d.workers, [&d, task = std::move(task)] {
+          if (!d.stopping) task();
+        });
+      });
+  BP_RETURN_IF_ERROR(d.federation->Start());
+  {
+    const std::string& name = d.federation->node_name();
+    federation::RecordStoreOptions options;
+    options.node_name = name;
+    options.node_url = (d.public_url.starts_with("https://") ? "https://" : "http://") + name;
+    options.max_future_ms = int64_t{cfg.federation.max_future_version_seconds} * 1000;
+    auto records = federation::RecordStore::Open(
+        *d.store, d.locks, std::move(options),
+        [] {
+          return std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+              .count();
+        },
+        RandomBytes);
+    if (!records.ok()) return records.status();
+    d.records = std::move(*records);
+  }
+  d.earners = std::make_unique<EarnerFederation>(
+      *d.records, *d.accounts, *d.badges, *d.collections,
+      EarnerFederationOptions{d.federation->node_name(), [&d](std::string_view node) {
+                                auto peer = d.federation->peers().Get(node);
+                                return peer.ok() && peer->has_value() &&
+                                       (*peer)->state == federation::PeerState::kActive;
+                              }});
+  d.earners->Listen();
+  d.replication = std::make_unique<ReplicationService>(cfg, *d.federation, *d.records, d.ioc, d.workers);
   d.RegisterNodeRoutes();
+  d.federation->RegisterRoutes(d.router);
+  d.replication->RegisterRoutes(d.router);
   RegisterAccountRoutes(d.router, *d.accounts, cfg.accounts, [&d](const std::string& account) {
     BP_RETURN_IF_ERROR(d.collections->DeleteAll(account));
     BP_RETURN_IF_ERROR(d.oauth->DeleteAll(account));
@@ -201,6 +250,8 @@ Status Node::Start() {
   RegisterOAuthRoutes(d.router, *d.oauth, *d.accounts, cfg.accounts, d.public_url);
   RegisterBadgeConnectRoutes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url, cfg.server);
   RegisterOb3Routes(d.router, *d.oauth, *d.accounts, *d.badges, cfg.badges, d.public_url, cfg.server);
+  RegisterDirectoryRoutes(d.router, *d.accounts, *d.badges, *d.earners, *d.mailer,
+                          {d.public_url, cfg.federation.webfinger_per_minute, cfg.federation.inbox_per_minute});
 
   if (!cfg.server.port_file.empty()) BP_RETURN_IF_ERROR(WriteFileAtomically(cfg.server.port_file, bound + "\n"));
 
@@ -210,8 +261,11 @@ Status Node::Start() {
     d.BeginShutdown();
   });
   d.server->Start();
+  d.replication->Start();
   d.SchedulePurge(std::chrono::minutes(1));
   d.ScheduleRecheck(std::chrono::seconds(5));
+  d.ScheduleHandshakes(std::chrono::seconds(0));
+  d.ScheduleReconcile(std::chrono::seconds(5));
   for (auto& c : d.contexts) d.io_threads.emplace_back([context = c.get()] { context->run(); });
   log::Info("node", "listening",
             {{"address", bound}, {"url", d.public_url}, {"tls", d.server->tls()},
@@ -219,10 +273,12 @@ Status Node::Start() {
   return Status::Ok();
 }
 
-void Node::Impl::RegisterNodeRoutes() {
+federation::NodeDescription Node::Impl::Describe() const {
   federation::NodeDescription node;
   node.public_url = public_url;
-  node.name = config.server.node_name.empty() ? HostPortOf(public_url) : config.server.node_name;
+  // The federation name (the authority of the public URL unless set).
+  auto name = config::FederationNodeName(config.federation, public_url);
+  node.name = name.ok() ? *name : HostPortOf(public_url);
   node.software_version = BACKPACK_VERSION;
   node.endpoints = {{"health", "/healthz"},
                     {"metrics", "/metrics"},
@@ -239,23 +295,31 @@ void Node::Impl::RegisterNodeRoutes() {
                     {"oauth_metadata", "/.well-known/oauth-authorization-server"},
                     {"authorized_apps", "/api/v1/account/apps"},
                     {"badgeconnect", "/.well-known/badgeconnect.json"},
-                    {"ob_v3p0_discovery", "/ims/ob/v3p0/discovery"}};
-  node_document = federation::ToJson(node);
+                    {"ob_v3p0_discovery", "/ims/ob/v3p0/discovery"},
+                    {"federation_keys", "/_federation/v1/keys"},
+                    {"federation_peer", "/_federation/v1/peer"},
+                    {"federation_changes", "/_federation/v1/changes"},
+                    {"federation_poke", "/_federation/v1/poke"},
+                    {"webfinger", "/.well-known/webfinger"},
+                    {"account_federation", "/api/v1/account/federation"}};
+  return node;
+}
 
+void Node::Impl::RegisterNodeRoutes() {
   router.Add(bhttp::verb::get, "/healthz", http::Exec::kInline, [](http::Context&) {
     return http::JsonResponse(bhttp::status::ok, R"({"status":"ok"})");
   });
   router.Add(bhttp::verb::get, "/.well-known/backpack-node", http::Exec::kInline, [this](http::Context&) {
-    http::Response res = http::JsonResponse(bhttp::status::ok, node_document);
+    http::Response res = http::JsonResponse(bhttp::status::ok, federation->NodeDocument());
     res.set(bhttp::field::access_control_allow_origin, "*");
-    res.set(bhttp::field::cache_control, "public, max-age=300");
+    res.set(bhttp::field::cache_control, "public, max-age=60");
     return res;
   });
   // Storage figures read RocksDB properties: a worker route.
   router.Add(bhttp::verb::get, "/metrics", http::Exec::kWorker, [this](http::Context&) {
     http::Response res{bhttp::status::ok, 11};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-    res.body() = metrics.Render(store->Stats(), server->WorkerQueueDepth());
+    res.body() = metrics.Render(store->Stats(), server->WorkerQueueDepth()) + replication->RenderMetrics();
     return res;
   });
 }
@@ -316,13 +380,48 @@ void Node::Impl::ScheduleRecheck(std::chrono::seconds after) {
   });
 }
 
+// Handshakes with peers: wakes when the next one is due (at most a minute
+// apart, so approvals and additions are seen) and starts the due ones on
+// the worker pool; a failure is retried with backoff, never fatal.
+void Node::Impl::ScheduleHandshakes(std::chrono::seconds after) {
+  handshake_timer.expires_after(after);
+  handshake_timer.async_wait([this](const boost::system::error_code& e) {
+    if (e || stopping) return;
+    net::post(workers, [this] {
+      const std::chrono::seconds next = federation->RunDueHandshakes();
+      net::post(ioc, [this, next] {
+        if (!stopping) ScheduleHandshakes(next);
+      });
+    });
+  });
+}
+
+// Reconciliation of the earners' records with their data: retries what a
+// change listener could not publish, and sweeps every federated account in
+// bounded steps (earner_federation.h).
+void Node::Impl::ScheduleReconcile(std::chrono::seconds after) {
+  reconcile_timer.expires_after(after);
+  reconcile_timer.async_wait([this](const boost::system::error_code& e) {
+    if (e || stopping) return;
+    net::post(workers, [this] {
+      const std::chrono::seconds next = earners->ReconcileStep(50);
+      net::post(ioc, [this, next] {
+        if (!stopping) ScheduleReconcile(next);
+      });
+    });
+  });
+}
+
 void Node::Impl::BeginShutdown() {
   if (stopping.exchange(true)) return;
   purge_timer.cancel();
   recheck_timer.cancel();
+  handshake_timer.cancel();
+  reconcile_timer.cancel();
   shutdown_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.server.shutdown_grace_ms);
   boost::system::error_code ignored;
   signals.cancel(ignored);
+  if (replication) replication->Stop();  // answers the long polls waiting on us
   server->BeginShutdown();
   PollShutdown();
 }
@@ -352,6 +451,7 @@ int Node::Run() {
   Impl& d = *impl_;
   for (auto& t : d.io_threads) t.join();
   d.io_threads.clear();
+  if (d.replication) d.replication->Join();  // our long polls to peers come back
   d.workers.join();  // queued storage work completes: acknowledged writes stay written
   if (d.mailer) d.mailer->Stop();
   int code = 0;

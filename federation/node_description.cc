@@ -14,6 +14,11 @@ std::string ToJson(const NodeDescription& node) {
       {"specs", node.specs},
       {"endpoints", std::move(endpoints)},
   };
+  nlohmann::json peers = nlohmann::json::array();
+  for (const NodeDescription::Peer& peer : node.peers) {
+    peers.push_back({{"name", peer.name}, {"url", peer.url}, {"capabilities", peer.capabilities}});
+  }
+  doc["federation"] = {{"capabilities", node.capabilities}, {"peers", std::move(peers)}};
   return doc.dump();
 }
 

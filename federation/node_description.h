@@ -20,10 +20,22 @@ struct NodeDescription {
   std::vector<std::string> specs;
   // Named endpoint paths relative to public_url, e.g. {"accounts", "/api/v1/accounts"}.
   std::vector<std::pair<std::string, std::string>> endpoints;
+  // What the node speaks to peers, e.g. "peer/1" (federation/peers.h).
+  std::vector<std::string> capabilities;
+
+  // The active peers, as peering left them.
+  struct Peer {
+    std::string name;
+    std::string url;  // its base URL
+    std::vector<std::string> capabilities;
+  };
+  std::vector<Peer> peers;
 };
 
 // Serialises as JSON with absolute endpoint URLs:
-// {"name","url","software":{"name","version"},"specs":[...],"endpoints":{...}}
+// {"name","url","software":{"name","version"},"specs":[...],"endpoints":{...},
+//  "federation":{"capabilities":[...],
+//                "peers":[{"name","url","capabilities":[...]}, ...]}}
 std::string ToJson(const NodeDescription& node);
 
 }  // namespace backpack::federation

@@ -257,7 +257,10 @@ Result<AccountIdentity> RecordStore::Identity(const std::string& local_id) {
     std::lock_guard lock(d.identity_mu);
     if (auto it = d.identities.find(local_id); it != d.identities.end()) return it->second;
   }
-  auto guard = d.locks.Lock({"fed-identity/" + local_id});
+  // Two key locks are never held at once (KeyLocks orders the stripes of
+  // one Lock() call only; nested calls could deadlock): the identity's lock
+  // is released before the home record's is taken.
+  std::optional<storage::KeyLocks::Guard> guard(d.locks.Lock({"fed-identity/" + local_id}));
   auto loaded = d.LoadIdentity(local_id);
   if (!loaded.ok() && loaded.status().code() != StatusCode::kNotFound) return loaded.status();
   if (!loaded.ok()) {
@@ -277,6 +280,7 @@ Result<AccountIdentity> RecordStore::Identity(const std::string& local_id) {
     id.key = std::make_shared<const protocol::PrivateKey>(std::move(*key));
     loaded = std::move(id);
   }
+  guard.reset();
   // The home record, published once (again after a crash between the two writes).
   {
     auto home_guard = d.locks.Lock({"fed-record/" + RecordKey(loaded->account, "home")});
@@ -295,6 +299,41 @@ Result<AccountIdentity> RecordStore::Identity(const std::string& local_id) {
 
 Result<std::optional<std::string>> RecordStore::LocalAccount(std::string_view account) {
   return impl_->store.Get(Family::kFedIdentity, "@" + std::string(account));
+}
+
+Result<std::optional<AccountIdentity>> RecordStore::FindIdentity(const std::string& local_id) {
+  Impl& d = *impl_;
+  {
+    std::lock_guard lock(d.identity_mu);
+    if (auto it = d.identities.find(local_id); it != d.identities.end()) return std::optional(it->second);
+  }
+  auto loaded = d.LoadIdentity(local_id);
+  if (!loaded.ok()) {
+    if (loaded.status().code() == StatusCode::kNotFound) return std::optional<AccountIdentity>();
+    return loaded.status();
+  }
+  return std::optional(std::move(*loaded));
+}
+
+Result<std::vector<std::string>> RecordStore::LocalAccounts(std::string_view after, size_t limit) {
+  std::vector<std::string> out;
+  if (limit == 0) return out;
+  // Local ids and "@" + federated id share the family: skip over the latter.
+  std::string start = after.empty() ? std::string() : std::string(after) + '\0';
+  for (int pass = 0; pass < 2 && out.size() < limit; ++pass) {
+    bool skipped = false;
+    BP_RETURN_IF_ERROR(impl_->store.ScanFrom(Family::kFedIdentity, "", start, [&](std::string_view key, std::string_view) {
+      if (key.starts_with('@')) {
+        skipped = true;
+        return false;
+      }
+      out.emplace_back(key);
+      return out.size() < limit;
+    }));
+    if (!skipped) break;
+    start = std::max<std::string>(start, "A");  // '@' + 1: past every federated id
+  }
+  return out;
 }
 
 Result<std::string> RecordStore::Publish(const std::string& local_id, Json record) {

@@ -117,6 +117,12 @@ class RecordStore {
   Result<AccountIdentity> Identity(const std::string& local_id);
   // The local account of federated id `account`, if it is one of ours.
   Result<std::optional<std::string>> LocalAccount(std::string_view account);
+  // The federated identity of local account `local_id` if it has one;
+  // never creates it.
+  Result<std::optional<AccountIdentity>> FindIdentity(const std::string& local_id);
+  // The local accounts that have a federated identity, in key order, after
+  // `after` ("": from the first), at most `limit` of them.
+  Result<std::vector<std::string>> LocalAccounts(std::string_view after, size_t limit);
 
   // Signs and stores a record of local account `local_id`. `record` holds
   // the type-specific members (and "type"); "account" and "version" are

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace backpack::config {
 namespace {
@@ -85,6 +86,22 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.oauth.refresh_token_ttl_days, b.oauth.refresh_token_ttl_days);
   EXPECT_EQ(a.oauth.code_ttl_seconds, b.oauth.code_ttl_seconds);
   EXPECT_EQ(a.oauth.registrations_per_hour, b.oauth.registrations_per_hour);
+  EXPECT_EQ(a.federation.node_name, b.federation.node_name);
+  EXPECT_EQ(a.federation.mode, b.federation.mode);
+  EXPECT_EQ(a.federation.peers, b.federation.peers);
+  EXPECT_EQ(a.federation.blocked, b.federation.blocked);
+  EXPECT_EQ(a.federation.max_clock_skew_seconds, b.federation.max_clock_skew_seconds);
+  EXPECT_EQ(a.federation.signature_lifetime_seconds, b.federation.signature_lifetime_seconds);
+  EXPECT_EQ(a.federation.page_max_records, b.federation.page_max_records);
+  EXPECT_EQ(a.federation.page_max_bytes, b.federation.page_max_bytes);
+  EXPECT_EQ(a.federation.long_poll_seconds, b.federation.long_poll_seconds);
+  EXPECT_EQ(a.federation.max_future_version_seconds, b.federation.max_future_version_seconds);
+  EXPECT_EQ(a.federation.pokes_per_minute, b.federation.pokes_per_minute);
+  EXPECT_EQ(a.federation.retry_min_seconds, b.federation.retry_min_seconds);
+  EXPECT_EQ(a.federation.retry_max_seconds, b.federation.retry_max_seconds);
+  EXPECT_EQ(a.federation.breaker_failures, b.federation.breaker_failures);
+  EXPECT_EQ(a.federation.handshakes_per_minute, b.federation.handshakes_per_minute);
+  EXPECT_EQ(a.admin.allow_remote, b.admin.allow_remote);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
 }
@@ -322,6 +339,165 @@ TEST(ParseConfig, OAuthTable) {
   EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\nrefresh_token_ttl_days = \"30\"\n"),
                         {"oauth.refresh_token_ttl_days", "integer"}));
   EXPECT_TRUE(IsInvalid(ParseStatus("[oauth]\nclient_ttl = 1\n"), {"oauth.client_ttl"}));
+}
+
+// --- [federation] and [admin] ------------------------------------------------
+
+TEST(FederationConfig, Defaults) {
+  const FederationConfig f;
+  EXPECT_EQ(f.node_name, "");
+  EXPECT_EQ(f.mode, "open");
+  EXPECT_TRUE(f.peers.empty());
+  EXPECT_TRUE(f.blocked.empty());
+  EXPECT_EQ(f.max_clock_skew_seconds, 60);
+  EXPECT_EQ(f.signature_lifetime_seconds, 300);
+  EXPECT_EQ(f.page_max_records, 500);
+  EXPECT_EQ(f.page_max_bytes, 4 * 1024 * 1024);
+  EXPECT_EQ(f.long_poll_seconds, 25);
+  EXPECT_EQ(f.max_future_version_seconds, 300);
+  EXPECT_EQ(f.pokes_per_minute, 60);
+  EXPECT_EQ(f.retry_min_seconds, 1);
+  EXPECT_EQ(f.retry_max_seconds, 300);
+  EXPECT_EQ(f.breaker_failures, 5);
+  EXPECT_EQ(f.handshakes_per_minute, 30);
+  EXPECT_FALSE(AdminConfig{}.allow_remote);
+}
+
+TEST(FederationConfig, ParsesEveryKey) {
+  auto config = ParseConfig(R"(
+[server]
+public_url = "https://a.example"
+[federation]
+node_name = "a.example"
+mode = "allowlist"
+peers = ["http://127.0.0.1:8081", "https://b.example/"]
+blocked = ["evil.example", "127.0.0.1:9999"]
+max_clock_skew_seconds = 30
+signature_lifetime_seconds = 120
+page_max_records = 100
+page_max_bytes = 65536
+long_poll_seconds = 0
+max_future_version_seconds = 60
+pokes_per_minute = 10
+retry_min_seconds = 2
+retry_max_seconds = 600
+breaker_failures = 3
+handshakes_per_minute = 5
+[admin]
+allow_remote = true
+)",
+                            kOrigin);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_TRUE(Validate(*config).ok()) << Validate(*config).ToString();
+  const FederationConfig& f = config->federation;
+  EXPECT_EQ(f.node_name, "a.example");
+  EXPECT_EQ(f.mode, "allowlist");
+  EXPECT_EQ(f.peers, (std::vector<std::string>{"http://127.0.0.1:8081", "https://b.example/"}));
+  EXPECT_EQ(f.blocked, (std::vector<std::string>{"evil.example", "127.0.0.1:9999"}));
+  EXPECT_EQ(f.max_clock_skew_seconds, 30);
+  EXPECT_EQ(f.signature_lifetime_seconds, 120);
+  EXPECT_EQ(f.page_max_records, 100);
+  EXPECT_EQ(f.page_max_bytes, 65536);
+  EXPECT_EQ(f.long_poll_seconds, 0);
+  EXPECT_EQ(f.max_future_version_seconds, 60);
+  EXPECT_EQ(f.pokes_per_minute, 10);
+  EXPECT_EQ(f.retry_min_seconds, 2);
+  EXPECT_EQ(f.retry_max_seconds, 600);
+  EXPECT_EQ(f.breaker_failures, 3);
+  EXPECT_EQ(f.handshakes_per_minute, 5);
+  EXPECT_TRUE(config->admin.allow_remote);
+}
+
+TEST(FederationConfig, RejectsWrongTypesAndRanges) {
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\npeers = \"http://b.example\"\n"),
+                        {"federation.peers", "expected an array of strings, got a string", "line 2"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nblocked = [\"a.example\", 3]\n"),
+                        {"federation.blocked", "an integer"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nsignature_lifetime_seconds = 5\n"),
+                        {"federation.signature_lifetime_seconds", "10..3600"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nbreaker_failures = 0\n"), {"federation.breaker_failures"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\npage_max_bytes = 1024\n"), {"federation.page_max_bytes"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\npeer = []\n"), {"unknown key 'federation.peer'"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[admin]\nallow_remote = 1\n"), {"admin.allow_remote", "a boolean"}));
+  std::string many = "[federation]\nblocked = [";
+  for (int i = 0; i < 1001; ++i) many += "\"n" + std::to_string(i) + ".example\",";
+  many += "]\n";
+  EXPECT_TRUE(IsInvalid(ParseStatus(many), {"federation.blocked", "more than 1000"}));
+}
+
+TEST(FederationConfig, ValidatesModePeersAndNames) {
+  Config config;
+  config.federation.mode = "closed";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.mode", "'closed'", "open, allowlist"}));
+
+  config = Config{};
+  for (const char* bad : {"ftp://b.example", "b.example", "https://", "https://user@b.example",
+                          "https://b.example?x=1", "https://b.example:0", "https://b.example:99999",
+                          "https://b ex.example", "https://b.example#k"}) {
+    config.federation.peers = {bad};
+    EXPECT_TRUE(IsInvalid(Validate(config), {"federation.peers"})) << bad;
+  }
+  config.federation.peers = {"http://127.0.0.1:8081", "http://127.0.0.1:8081/"};
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.peers", "127.0.0.1:8081", "twice"}));
+  config.federation.peers = {"http://127.0.0.1:8081", "https://B.example:443/base/"};
+  EXPECT_TRUE(Validate(config).ok()) << Validate(config).ToString();
+
+  config.federation.blocked = {"b.example"};
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.blocked", "also in federation.peers"}));
+  for (const char* bad : {"", "B.example", "b.example:443", "b.example:80", "b.example/x", "https://b.example"}) {
+    config.federation.blocked = {bad};
+    EXPECT_TRUE(IsInvalid(Validate(config), {"federation.blocked"})) << bad;
+  }
+  config.federation.blocked = {"c.example", "127.0.0.1:9", "[::1]:8080"};
+  EXPECT_TRUE(Validate(config).ok()) << Validate(config).ToString();
+
+  config = Config{};
+  config.federation.node_name = "A.example";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.node_name", "not a node name"}));
+  config.federation.node_name = "a.example";
+  EXPECT_TRUE(Validate(config).ok());
+  config.server.public_url = "https://other.example";
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.node_name", "not the authority", "other.example"}));
+  config.server.public_url = "https://a.example/";
+  EXPECT_TRUE(Validate(config).ok()) << Validate(config).ToString();
+
+  config = Config{};
+  config.federation.retry_min_seconds = 10;
+  config.federation.retry_max_seconds = 5;
+  EXPECT_TRUE(IsInvalid(Validate(config), {"federation.retry_min_seconds"}));
+}
+
+TEST(BaseUrl, NormalisesTheAuthority) {
+  auto url = ParseBaseUrl("https://Badges.Example.ORG:443/base/");
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  EXPECT_TRUE(url->https);
+  EXPECT_EQ(url->authority, "badges.example.org");
+  EXPECT_EQ(url->url, "https://badges.example.org/base");
+  url = ParseBaseUrl("http://127.0.0.1:8081");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->authority, "127.0.0.1:8081");
+  EXPECT_EQ(url->url, "http://127.0.0.1:8081");
+  url = ParseBaseUrl("http://[::1]:80/");
+  ASSERT_TRUE(url.ok());
+  EXPECT_EQ(url->authority, "[::1]");
+  EXPECT_EQ(url->url, "http://[::1]");
+  EXPECT_FALSE(ParseBaseUrl("HTTP://a.example").ok());
+  EXPECT_FALSE(ParseBaseUrl("http://a.example:").ok());
+  EXPECT_FALSE(ParseBaseUrl("http://[::1").ok());
+  EXPECT_FALSE(ParseBaseUrl("http://a..example").ok());
+}
+
+TEST(BaseUrl, FederationNodeNameDefaultsToTheAuthority) {
+  FederationConfig federation;
+  auto name = FederationNodeName(federation, "http://127.0.0.1:40123");
+  ASSERT_TRUE(name.ok());
+  EXPECT_EQ(*name, "127.0.0.1:40123");
+  name = FederationNodeName(federation, "https://Badges.example.org:443");
+  ASSERT_TRUE(name.ok());
+  EXPECT_EQ(*name, "badges.example.org");
+  federation.node_name = "badges.example.org";
+  EXPECT_TRUE(FederationNodeName(federation, "https://badges.example.org/").ok());
+  EXPECT_FALSE(FederationNodeName(federation, "https://other.example").ok());
 }
 
 TEST(Validate, ListenMustBeHostPort) {

@@ -27,6 +27,25 @@ TEST(NodeDescription, EmptyListsStayJsonArraysAndObjects) {
   auto doc = nlohmann::json::parse(ToJson(NodeDescription{}));
   EXPECT_TRUE(doc["specs"].is_array());
   EXPECT_TRUE(doc["endpoints"].is_object());
+  EXPECT_TRUE(doc["federation"]["capabilities"].is_array());
+  EXPECT_TRUE(doc["federation"]["peers"].is_array());
+}
+
+TEST(NodeDescription, ListsCapabilitiesAndPeers) {
+  NodeDescription node;
+  node.name = "a.example";
+  node.public_url = "https://a.example";
+  node.capabilities = {"peer/1"};
+  node.peers = {{"b.example", "https://b.example", {"peer/1", "changes/1"}},
+                {"127.0.0.1:8081", "http://127.0.0.1:8081", {}}};
+  auto doc = nlohmann::json::parse(ToJson(node));
+  EXPECT_EQ(doc["federation"]["capabilities"], nlohmann::json::array({"peer/1"}));
+  ASSERT_EQ(doc["federation"]["peers"].size(), 2u);
+  EXPECT_EQ(doc["federation"]["peers"][0]["name"], "b.example");
+  EXPECT_EQ(doc["federation"]["peers"][0]["url"], "https://b.example");
+  EXPECT_EQ(doc["federation"]["peers"][0]["capabilities"], nlohmann::json::array({"peer/1", "changes/1"}));
+  EXPECT_EQ(doc["federation"]["peers"][1]["name"], "127.0.0.1:8081");
+  EXPECT_TRUE(doc["federation"]["peers"][1]["capabilities"].is_array());
 }
 
 }  // namespace

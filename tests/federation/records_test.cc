@@ -7,6 +7,9 @@
 #include <openssl/rand.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -281,6 +284,41 @@ TEST_F(RecordsTest, ConcurrentPublishesNeverHideAnEntryFromAReader) {
   for (auto& w : writers) w.join();
   EXPECT_EQ(seen, total);
   EXPECT_EQ(a_.records->Watermark(), total);
+}
+
+// Regression: Identity() took the home record's key lock while holding the
+// identity's, and KeyLocks only orders the stripes of a single Lock() call:
+// two keys on one stripe deadlocked the calling thread, and two threads
+// could deadlock each other.
+TEST(RecordStoreLocks, IdentitiesAreMadeWithOneKeyLockAtATime) {
+  testing::TempDir dir;
+  storage::StoreOptions options;
+  options.path = dir.path() + "/db";
+  auto store = storage::OpenRocksStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  storage::KeyLocks locks(1);  // one stripe: every key shares it
+  auto records = RecordStore::Open(**store, locks, {.node_name = "a.example", .node_url = "http://a.example"},
+                                   [] { return int64_t{1'800'000'000'000}; }, Random);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  auto made = std::async(std::launch::async, [&] {
+    std::vector<std::thread> threads;
+    std::atomic<int> failed{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 10; ++i) {
+          if (!(*records)->Identity("user-" + std::to_string(t) + "-" + std::to_string(i)).ok()) ++failed;
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    return failed.load();
+  });
+  if (made.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    ADD_FAILURE() << "Identity() deadlocked";
+    std::_Exit(1);  // the stuck threads cannot be joined
+  }
+  EXPECT_EQ(made.get(), 0);
+  EXPECT_EQ((*records)->Watermark(), 40u);
 }
 
 }  // namespace

@@ -135,7 +135,7 @@ bool NodeProcess::Start() {
     const std::string log = log_path();
     FILE* f = std::freopen(log.c_str(), "a", stderr);
     (void)f;
-    ::execl(BACKPACKD_PATH, "backpackd", "--listen", "127.0.0.1:0", "--data-dir", data_dir_.c_str(),
+    ::execl(BACKPACKD_PATH, "backpackd", "--listen", listen_.c_str(), "--data-dir", data_dir_.c_str(),
             "--config", config_path.c_str(), "--port-file", port_file.c_str(), nullptr);
     ::_exit(127);
   }

@@ -67,6 +67,9 @@ class NodeProcess {
 
   Reply Call(const RequestSpec& spec) const { return Send(address_, spec, tls_ca_); }
   void set_tls_ca(std::string ca) { tls_ca_ = std::move(ca); }
+  // --listen for the next Start() ("127.0.0.1:0" unless set). A node that
+  // restarts on address() keeps its federation node name.
+  void set_listen(std::string host_port) { listen_ = std::move(host_port); }
 
  private:
   std::string data_dir_;
@@ -74,6 +77,7 @@ class NodeProcess {
   std::string extra_toml_;
   std::string address_;
   std::string tls_ca_;
+  std::string listen_ = "127.0.0.1:0";
   pid_t pid_ = -1;
 };
 
