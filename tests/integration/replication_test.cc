@@ -661,5 +661,103 @@ TEST_F(FakePeerTest, TheChangeFeedAnswersOnlyActivePeersAndSaysWhenACursorIsInva
   EXPECT_TRUE(json::parse(r.body)["records"].empty());
 }
 
+// The whole path, as an earner and an issuer see it: three nodes peer; an
+// earner on A makes an address discoverable and picks B as a mirror; an
+// issuer that knows only the address asks C, is sent to A, and delivers a
+// badge that waits, pending, on A; accepted, it reaches B; a peer forging a
+// record for that earner is refused; B, killed and restarted, catches up
+// with nothing lost.
+TEST_F(FakePeerTest, AnIssuerWhoKnowsOnlyTheAddressReachesTheEarnersChosenNode) {
+  TestIssuer issuer;
+  ASSERT_TRUE(issuer.Start());
+  Node& b = StartNode("b");
+  Node& c = StartNode("c", {{"peers", PeerList({&b})}});
+  Node& a = StartNode("a", {{"peers", PeerList({&b, &c})}});
+  ASSERT_TRUE(WaitFor([&] {
+    for (const Node* x : {&a, &b, &c}) {
+      for (const Node* y : {&a, &b, &c}) {
+        if (x != y && StateOf(*x, y->address()) != "active") return false;
+      }
+    }
+    return true;
+  })) << PeerRecord(b, c.address()).dump();
+
+  const std::string email = "ann@example.org";
+  const std::string token = SignUpVerified(*a.process, a.data_dir + "/outbox", email);
+  ASSERT_FALSE(token.empty());
+  const Reply chose = a.process->Call({"PUT", "/api/v1/account/federation",
+                                       json{{"discoverable", {email}}, {"mirrors", {b.address()}}, {"mirror_all", true}}
+                                           .dump(),
+                                       "application/json", token, {}});
+  ASSERT_EQ(chose.status, 200) << chose.body;
+  const std::string account = json::parse(chose.body)["account"];
+
+  // The issuer asks C, which learnt the earner's records from A.
+  Reply found;
+  ASSERT_TRUE(WaitFor([&] {
+    found = c.process->Call({"GET", "/.well-known/webfinger?resource=mailto:" + email, "", "", "", {}});
+    return found.status == 200;
+  })) << found.status << " " << found.body;
+  const json jrd = json::parse(found.body);
+  std::string inbox;
+  for (const json& link : jrd["links"]) {
+    if (link["rel"] == "https://backpackd.org/rel/inbox") inbox = link["href"];
+  }
+  ASSERT_EQ(inbox, a.url() + "/_federation/v1/inbox/" + account) << found.body;
+
+  // Delivering at C is sent on to A, where the badge waits for the earner.
+  const std::string delivery = json{{"jws", issuer.AwardSigned({.email = email})}}.dump();
+  const Reply moved =
+      c.process->Call({"POST", "/_federation/v1/inbox/" + account, delivery, "application/json", "", {}});
+  ASSERT_EQ(moved.status, 307) << moved.body;
+  ASSERT_EQ(moved.Header("location"), inbox);
+  const Reply delivered = a.process->Call(
+      {"POST", inbox.substr(a.url().size()), delivery, "application/json", "", {}});
+  ASSERT_EQ(delivered.status, 201) << delivered.body;
+  EXPECT_EQ(json::parse(delivered.body)["state"], "pending");
+  const json pending =
+      json::parse(a.process->Call({"GET", "/api/v1/badges?state=pending", "", "", token, {}}).body)["badges"];
+  ASSERT_EQ(pending.size(), 1u);
+  const std::string badge = pending[0]["id"];
+
+  // Accepted, it replicates to the mirror.
+  const std::string accept = json{{"state", "accepted"}}.dump();
+  ASSERT_EQ(a.process->Call({"PATCH", "/api/v1/badges/" + badge, accept, "application/json", token, {}}).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return Caught(b, a); }));
+
+  // A peer forging a record for the earner (signed with a key that is not
+  // the account's) is refused by B.
+  const Account forger = NewAccount();
+  const json forged_record = {{"type", "badge"},
+                              {"account", account},
+                              {"version", protocol::RecordVersion{NowMs(), 0}.ToString()},
+                              {"badge", "forged"},
+                              {"original", protocol::Base64UrlEncode("{}")}};
+  auto forged = protocol::SignRecord(forged_record, forger.key);
+  ASSERT_TRUE(forged.ok());
+  Answer([&](const std::string& since, const std::string&) { return Page(since, {*forged}); });
+  PeerWith(b);
+  ASSERT_TRUE(WaitFor([&] {
+    const json record = PeerRecord(b, name_);
+    return record.is_object() && record.value("last_error", "").find("signature") != std::string::npos;
+  })) << PeerRecord(b, name_).dump();
+
+  // B is killed; the earner accepts another badge meanwhile; B comes back and catches up.
+  b.process->StopWith(SIGKILL);
+  const Reply second = a.process->Call({"POST", "/api/v1/badges",
+                                        json{{"url", issuer.AwardHosted({.email = email})}}.dump(),
+                                        "application/json", token, {}});
+  ASSERT_EQ(second.status, 201) << second.body;
+  const std::string second_badge = json::parse(second.body)["id"];
+  ASSERT_TRUE(b.process->Start()) << b.process->ReadLog();
+  ASSERT_TRUE(WaitFor([&] { return Caught(b, a); }));
+  ASSERT_EQ(WEXITSTATUS(b.process->StopWith(SIGTERM)), 0);
+  const auto held = HeldTypes(b.data_dir);
+  EXPECT_EQ(held.at(account + "/home"), "home");
+  EXPECT_EQ(held.at(account + "/badge/" + badge), "badge");
+  EXPECT_EQ(held.at(account + "/badge/" + second_badge), "badge");
+  EXPECT_FALSE(held.contains(account + "/badge/forged"));
+}
+
 }  // namespace
 }  // namespace backpack::testing
