@@ -151,20 +151,6 @@ std::optional<int64_t> ParseRfc3339(std::string_view t) {
   return DaysFromCivil(*year, *month, *day) * 86400 + *hour * 3600 + *minute * 60 + std::min(*second, 59u) - offset;
 }
 
-std::string EncodeQueryValue(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out += fmt::format("%{:02X}", u);
-    }
-  }
-  return out;
-}
-
 std::variant<Paging, std::string> ReadPaging(const http::Context& ctx, size_t default_limit, size_t max_limit) {
   Paging paging;
   paging.limit = default_limit;
@@ -192,7 +178,7 @@ std::variant<Paging, std::string> ReadPaging(const http::Context& ctx, size_t de
 std::string PageLinks(const std::string& base, const Paging& paging, size_t total) {
   const size_t limit = paging.limit;
   const size_t offset = paging.offset;
-  const std::string tail = paging.since_text.empty() ? std::string() : "&since=" + EncodeQueryValue(paging.since_text);
+  const std::string tail = paging.since_text.empty() ? std::string() : "&since=" + protocol::PercentEncode(paging.since_text);
   auto link = [&](size_t at, std::string_view rel) {
     return fmt::format("<{}?limit={}&offset={}{}>; rel=\"{}\"", base, limit, at, tail, rel);
   };

@@ -110,8 +110,6 @@ std::optional<size_t> ParseCount(std::string_view text, size_t min, size_t max);
 // "...10:00:00.5+02:00"), as Unix seconds (fractions dropped); nullopt
 // otherwise.
 std::optional<int64_t> ParseRfc3339(std::string_view text);
-// Percent-encodes everything but the unreserved characters (RFC 3986 2.3).
-std::string EncodeQueryValue(std::string_view text);
 
 struct Paging {
   size_t limit = 0;

@@ -14,6 +14,7 @@
 
 #include "daemon/ctl_http.h"
 #include "protocol/account_record.h"
+#include "protocol/encoding.h"
 
 namespace backpack::ctl {
 
@@ -47,32 +48,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Percent-encodes everything but the unreserved characters (RFC 3986 2.3).
-std::string QueryEncode(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out += fmt::format("%{:02X}", u);
-    }
-  }
-  return out;
-}
-
-bool IsCompactJws(std::string_view text) {
-  size_t dots = 0;
-  for (char c : text) {
-    if (c == '.') {
-      ++dots;
-    } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-      return false;
-    }
-  }
-  return !text.empty() && dots == 2 && text.front() != '.' && text.back() != '.';
-}
 
 struct Body {
   std::string content_type;
@@ -95,7 +70,7 @@ std::optional<Body> BodyOf(const std::string& data) {
       text.find_first_of(" \t\r\n") == std::string_view::npos) {
     return Body{"application/json", json{{"url", std::string(text)}}.dump()};
   }
-  if (IsCompactJws(text)) return Body{"application/json", json{{"jws", std::string(text)}}.dump()};
+  if (protocol::LooksLikeCompactJws(text)) return Body{"application/json", json{{"jws", std::string(text)}}.dump()};
   return std::nullopt;
 }
 
@@ -205,7 +180,7 @@ int Deliver(const std::vector<std::string>& args) {
 
   // 1. Discovery.
   HttpRequest lookup;
-  lookup.url = via + "/.well-known/webfinger?resource=" + QueryEncode("mailto:" + to);
+  lookup.url = via + "/.well-known/webfinger?resource=" + protocol::PercentEncode("mailto:" + to);
   lookup.headers = {{"Accept", "application/jrd+json"}};
   lookup.max_body_bytes = 256 << 10;
   HttpResponse answer;

@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/ctl_http.h"
+#include "protocol/encoding.h"
 
 namespace backpack::ctl {
 
@@ -79,63 +80,22 @@ int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 // --- Encodings ------------------------------------------------------------------------
 
-std::string Base64Url(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += kAlphabet[(n >> s) & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t n = uint8_t(bytes[i]) << 16;
-    for (int s : {18, 12}) out += kAlphabet[(n >> s) & 63];
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    for (int s : {18, 12, 6}) out += kAlphabet[(n >> s) & 63];
-  }
-  return out;
-}
-
-std::string Base64(std::string_view bytes) {
-  std::string out = Base64Url(bytes);
-  for (char& c : out) c = c == '-' ? '+' : c == '_' ? '/' : c;
-  while (out.size() % 4 != 0) out += '=';
-  return out;
-}
-
 // `n` random bytes, base64url: PKCE verifiers and state values.
 std::optional<std::string> RandomToken(size_t n) {
   std::string bytes(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(n)) != 1) return std::nullopt;
-  return Base64Url(bytes);
+  return protocol::Base64UrlEncode(bytes);
 }
 
 std::string S256(std::string_view verifier) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
-  return Base64Url(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
-
-// Percent-encodes everything but the unreserved characters (RFC 3986 2.3):
-// query values and application/x-www-form-urlencoded fields.
-std::string FormEncode(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out += fmt::format("%{:02X}", u);
-    }
-  }
-  return out;
+  return protocol::Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 std::string Form(const std::vector<std::pair<std::string, std::string>>& fields) {
   std::string out;
-  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + FormEncode(k) + "=" + FormEncode(v);
+  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + protocol::PercentEncode(k) + "=" + protocol::PercentEncode(v);
   return out;
 }
 
@@ -178,18 +138,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && space(s.front())) s.remove_prefix(1);
   while (!s.empty() && space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool IsCompactJws(std::string_view text) {
-  size_t dots = 0;
-  for (char c : text) {
-    if (c == '.') {
-      ++dots;
-    } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-      return false;
-    }
-  }
-  return !text.empty() && dots == 2 && text.front() != '.' && text.back() != '.';
 }
 
 // --- Files -------------------------------------------------------------------------------
@@ -326,7 +274,7 @@ bool TokenRequest(const json& state, std::vector<std::pair<std::string, std::str
   } else if (method == "none" || secret.empty()) {
     fields.emplace_back("client_id", id);
   } else {
-    request.headers.emplace_back("Authorization", "Basic " + Base64(FormEncode(id) + ":" + FormEncode(secret)));
+    request.headers.emplace_back("Authorization", "Basic " + protocol::Base64Encode(protocol::PercentEncode(id) + ":" + protocol::PercentEncode(secret)));
   }
   request.body = Form(fields);
   return Call(std::move(request), r, error);
@@ -741,7 +689,7 @@ int Push(const Options& o) {
     if (!json::accept(trimmed)) return Fail("{} is not valid JSON", o.positional[0]);
     content_type = "application/json";
     body = *data;  // the issuer's bytes, as signed
-  } else if (IsCompactJws(trimmed)) {
+  } else if (protocol::LooksLikeCompactJws(trimmed)) {
     content_type = "text/plain";
     body = std::string(trimmed);
   } else {
@@ -788,7 +736,7 @@ int PushAssertion(const Options& o) {
     const json j = json::parse(trimmed, nullptr, false);
     if (!j.is_object()) return Fail("{} is not a JSON object", o.positional[0]);
     body = "{\"assertion\":" + trimmed + "}";  // the issuer's bytes, not a re-serialisation
-  } else if (IsCompactJws(trimmed)) {
+  } else if (protocol::LooksLikeCompactJws(trimmed)) {
     body = json{{"signedAssertion", trimmed}}.dump();
   } else if (ParseUrl(trimmed)) {
     body = json{{"assertion", {{"id", trimmed}}}}.dump();

@@ -19,6 +19,7 @@
 #include "daemon/oauth.h"
 #include "daemon/rate_limiter.h"
 #include "protocol/email_address.h"
+#include "protocol/encoding.h"
 #include "protocol/json_depth.h"
 
 namespace backpack {
@@ -128,18 +129,6 @@ std::variant<json, Response> JsonObjectBody(const Context& ctx, std::string_view
   return j;
 }
 
-// A compact JWS: three base64url parts, the payload possibly empty.
-bool IsCompactJws(std::string_view text) {
-  size_t dots = 0;
-  for (char c : text) {
-    if (c == '.') {
-      ++dots;
-    } else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-      return false;
-    }
-  }
-  return dots == 2 && text.front() != '.' && text.back() != '.';
-}
 
 struct PostedCredential {
   VerifyRequest request;
@@ -157,7 +146,7 @@ std::variant<PostedCredential, Response> ReadCredential(const Context& ctx) {
     auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
     while (!jws.empty() && space(jws.front())) jws.remove_prefix(1);
     while (!jws.empty() && space(jws.back())) jws.remove_suffix(1);
-    if (jws.empty() || !IsCompactJws(jws)) {
+    if (jws.empty() || !protocol::LooksLikeCompactJws(jws)) {
       return BadRequest("a text/plain body must be a VC-JWT in compact JWS serialization");
     }
     posted.request.kind = InputKind::kJws;

@@ -21,6 +21,16 @@ std::optional<std::string> Base64Decode(std::string_view text);
 std::string Sha256(std::string_view bytes);     // 32 raw bytes
 std::string Sha256Hex(std::string_view bytes);  // 64 lowercase hex digits
 
+// Percent-encodes everything but the unreserved characters (RFC 3986 2.3):
+// query values, application/x-www-form-urlencoded fields, HTTP Basic user
+// ids and secrets (RFC 6749 2.3.1).
+std::string PercentEncode(std::string_view text);
+
+// Whether `text` has the shape of a JWS compact serialization: three
+// base64url segments joined by two dots, the first and last not empty (the
+// payload may be, when detached). Nothing is decoded or verified.
+bool LooksLikeCompactJws(std::string_view text);
+
 // Constant-time equality for secrets of equal length.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

@@ -61,6 +61,23 @@ TEST(Encoding, StandardBase64) {
   EXPECT_FALSE(Base64Decode("Zm9v!").has_value());
 }
 
+TEST(Encoding, PercentEncodingKeepsOnlyUnreservedCharacters) {
+  EXPECT_EQ(PercentEncode("AZaz09-._~"), "AZaz09-._~");
+  EXPECT_EQ(PercentEncode("mailto:ann@example.org"), "mailto%3Aann%40example.org");
+  EXPECT_EQ(PercentEncode("a b+c/d?e=f&g"), "a%20b%2Bc%2Fd%3Fe%3Df%26g");
+  EXPECT_EQ(PercentEncode("caf\xc3\xa9"), "caf%C3%A9");
+  EXPECT_EQ(PercentEncode(std::string("\0", 1)), "%00");
+  EXPECT_EQ(PercentEncode(""), "");
+}
+
+TEST(Encoding, CompactJwsShape) {
+  EXPECT_TRUE(LooksLikeCompactJws("eyJh.eyJi.c2ln"));
+  EXPECT_TRUE(LooksLikeCompactJws("a-_.b.c"));
+  for (const char* not_jws : {"", "a.b", "a.b.c.d", ".b.c", "a.b.", "a.b=.c", "a b.c.d", "{\"a\":1}"}) {
+    EXPECT_FALSE(LooksLikeCompactJws(not_jws)) << not_jws;
+  }
+}
+
 TEST(Encoding, Sha256KnownAnswer) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_TRUE(ConstantTimeEquals("same", "same"));
