@@ -35,6 +35,7 @@
 
 #include "daemon/log.h"
 #include "daemon/lru_cache.h"
+#include "daemon/tls_client.h"
 
 namespace backpack {
 
@@ -647,31 +648,7 @@ struct FetcherState {
         max_fresh_seconds(std::max(0, config_in.max_fresh_seconds)),
         default_fresh_seconds(std::clamp<int64_t>(config_in.default_fresh_seconds, 0, max_fresh_seconds)),
         cache(static_cast<size_t>(std::max(0, config_in.cache_entries))) {
-    try {
-      init = SetUpTls();
-    } catch (const std::exception& e) {
-      init = Internal(fmt::format("fetch: cannot set up TLS: {}", e.what()));
-    }
-  }
-
-  Status SetUpTls() {
-    tls.emplace(ssl::context::tls_client);
-    // TLS 1.2 is the oldest version still considered safe (RFC 8996, RFC 9325).
-    if (SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION) != 1) {
-      return Internal("fetch: cannot set the minimum TLS version");
-    }
-    error_code ec;
-    tls->set_options(ssl::context::no_compression, ec);
-    if (ec) return Internal("fetch: cannot set TLS options: " + ec.message());
-    tls->set_default_verify_paths(ec);
-    if (ec) return FailedPrecondition("fetch: cannot load the system CA certificates: " + ec.message());
-    if (!config.ca_file.empty()) {
-      tls->load_verify_file(config.ca_file, ec);
-      if (ec) {
-        return FailedPrecondition(fmt::format("fetch: cannot load fetch.ca_file {}: {}", config.ca_file, ec.message()));
-      }
-    }
-    return {};
+    init = SetUpClientTls(tls, config.ca_file, "fetch");
   }
 
   // The entry for `url` if it may answer a request with `accept`, else null.

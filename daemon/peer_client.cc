@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "daemon/log.h"
+#include "daemon/tls_client.h"
 #include "federation/request_auth.h"
 #include "protocol/encoding.h"
 
@@ -84,31 +85,7 @@ struct PeerClient::Impl {
         policy(policy_in ? std::move(policy_in) : fetch::DefaultAddressPolicy(fetch_in.allow_private)),
         clock(clock_in ? std::move(clock_in) : UnixClock(SystemNow)),
         random(random_in ? std::move(random_in) : RandomBytes(SystemRandom)) {
-    try {
-      init = SetUpTls();
-    } catch (const std::exception& e) {
-      init = Internal(fmt::format("peer client: cannot set up TLS: {}", e.what()));
-    }
-  }
-
-  Status SetUpTls() {
-    tls.emplace(ssl::context::tls_client);
-    if (SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION) != 1) {
-      return Internal("peer client: cannot set the minimum TLS version");
-    }
-    error_code ec;
-    tls->set_options(ssl::context::no_compression, ec);
-    if (ec) return Internal("peer client: cannot set TLS options: " + ec.message());
-    tls->set_default_verify_paths(ec);
-    if (ec) return FailedPrecondition("peer client: cannot load the system CA certificates: " + ec.message());
-    if (!fetch.ca_file.empty()) {
-      tls->load_verify_file(fetch.ca_file, ec);
-      if (ec) {
-        return FailedPrecondition(
-            fmt::format("peer client: cannot load fetch.ca_file {}: {}", fetch.ca_file, ec.message()));
-      }
-    }
-    return {};
+    init = SetUpClientTls(tls, fetch.ca_file, "peer client");
   }
 
   const config::FetchConfig fetch;
