@@ -101,6 +101,8 @@ void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.federation.retry_max_seconds, b.federation.retry_max_seconds);
   EXPECT_EQ(a.federation.breaker_failures, b.federation.breaker_failures);
   EXPECT_EQ(a.federation.handshakes_per_minute, b.federation.handshakes_per_minute);
+  EXPECT_EQ(a.federation.webfinger_per_minute, b.federation.webfinger_per_minute);
+  EXPECT_EQ(a.federation.inbox_per_minute, b.federation.inbox_per_minute);
   EXPECT_EQ(a.admin.allow_remote, b.admin.allow_remote);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
@@ -360,6 +362,8 @@ TEST(FederationConfig, Defaults) {
   EXPECT_EQ(f.retry_max_seconds, 300);
   EXPECT_EQ(f.breaker_failures, 5);
   EXPECT_EQ(f.handshakes_per_minute, 30);
+  EXPECT_EQ(f.webfinger_per_minute, 60);
+  EXPECT_EQ(f.inbox_per_minute, 30);
   EXPECT_FALSE(AdminConfig{}.allow_remote);
 }
 
@@ -383,6 +387,8 @@ retry_min_seconds = 2
 retry_max_seconds = 600
 breaker_failures = 3
 handshakes_per_minute = 5
+webfinger_per_minute = 7
+inbox_per_minute = 3
 [admin]
 allow_remote = true
 )",
@@ -405,6 +411,8 @@ allow_remote = true
   EXPECT_EQ(f.retry_max_seconds, 600);
   EXPECT_EQ(f.breaker_failures, 3);
   EXPECT_EQ(f.handshakes_per_minute, 5);
+  EXPECT_EQ(f.webfinger_per_minute, 7);
+  EXPECT_EQ(f.inbox_per_minute, 3);
   EXPECT_TRUE(config->admin.allow_remote);
 }
 
@@ -416,6 +424,8 @@ TEST(FederationConfig, RejectsWrongTypesAndRanges) {
   EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nsignature_lifetime_seconds = 5\n"),
                         {"federation.signature_lifetime_seconds", "10..3600"}));
   EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nbreaker_failures = 0\n"), {"federation.breaker_failures"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\nwebfinger_per_minute = 0\n"), {"federation.webfinger_per_minute"}));
+  EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\ninbox_per_minute = 0\n"), {"federation.inbox_per_minute"}));
   EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\npage_max_bytes = 1024\n"), {"federation.page_max_bytes"}));
   EXPECT_TRUE(IsInvalid(ParseStatus("[federation]\npeer = []\n"), {"unknown key 'federation.peer'"}));
   EXPECT_TRUE(IsInvalid(ParseStatus("[admin]\nallow_remote = 1\n"), {"admin.allow_remote", "a boolean"}));
