@@ -909,7 +909,7 @@ class FetchCall {
 
     beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(tcp_stream), *fetcher_.tls);
     std::string certificate_error;
-    BP_CO_RETURN_IF_ERROR(SetUpTlsStream(tls_stream, url.host, &certificate_error));
+    BP_CO_RETURN_IF_ERROR(SetUpClientTlsStream(tls_stream, url.host, &certificate_error, "fetch"));
     beast::get_lowest_layer(tls_stream).expires_at(deadline_);
     auto [handshake_error] = co_await tls_stream.async_handshake(ssl::stream_base::client, kAwait);
     if (handshake_error) {
@@ -920,40 +920,6 @@ class FetchCall {
       co_return NetworkError(url, "TLS handshake with", handshake_error);
     }
     co_return co_await Exchange(tls_stream, url, validators, out);
-  }
-
-  static Status SetUpTlsStream(beast::ssl_stream<beast::tcp_stream>& stream, const std::string& host,
-                               std::string* certificate_error) {
-    error_code ec;
-    stream.set_verify_mode(ssl::verify_peer, ec);
-    if (ec) return Internal("fetch: cannot set TLS verify mode: " + ec.message());
-    // host_name_verification checks DNS names and IP addresses against the
-    // leaf certificate; the wrapper keeps the reason for a refusal.
-    stream.set_verify_callback(
-        [certificate_error, host, check = ssl::host_name_verification(host)](bool preverified,
-                                                                             ssl::verify_context& context) {
-          if (!preverified) {
-            if (certificate_error->empty()) {
-              const int error = X509_STORE_CTX_get_error(context.native_handle());
-              *certificate_error = X509_verify_cert_error_string(error);
-            }
-            return false;
-          }
-          if (!check(preverified, context)) {
-            if (certificate_error->empty()) *certificate_error = "the certificate is not valid for " + host;
-            return false;
-          }
-          return true;
-        },
-        ec);
-    if (ec) return Internal("fetch: cannot set TLS verify callback: " + ec.message());
-    // SNI names the site among several on one server; never an IP literal (RFC 6066 3).
-    error_code not_ip;
-    net::ip::make_address(host, not_ip);
-    if (not_ip && SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()) != 1) {
-      return Internal("fetch: cannot set the TLS server name");
-    }
-    return {};
   }
 
   template <class Stream>
