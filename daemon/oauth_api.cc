@@ -556,6 +556,22 @@ std::variant<ClientRequest, Response> ReadClientRequest(const Context& ctx, OAut
   return ClientRequest{std::move(form), std::move(*client)};
 }
 
+// A request about one token (RFC 7009 revocation, RFC 7662 introspection):
+// an authenticated client and the "token" it names.
+struct TokenRequest {
+  OAuthClient client;
+  std::string token;
+};
+std::variant<TokenRequest, Response> ReadTokenRequest(const Context& ctx, OAuthService& oauth) {
+  auto request = ReadClientRequest(ctx, oauth);
+  if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
+  ClientRequest& r = std::get<ClientRequest>(request);
+  if (!r.form.Has("token")) {
+    return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, "token is missing", {}}, ctx);
+  }
+  return TokenRequest{std::move(r.client), r.form.Get("token")};
+}
+
 // --- Shared state ----------------------------------------------------------------
 
 struct State {
@@ -799,17 +815,12 @@ void RegisterOAuthRoutes(http::Router& router, OAuthService& oauth, AccountServi
 
   // --- RFC 7009 revocation -----------------------------------------------------------
   router.Add(bhttp::verb::post, "/oauth/revoke", Exec::kWorker, [state](Context& ctx) -> Response {
-    auto invalid = [&ctx](std::string description) {
-      return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
-    };
-    auto request = ReadClientRequest(ctx, state->oauth);
+    auto request = ReadTokenRequest(ctx, state->oauth);
     if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
-    const Params& form = std::get<ClientRequest>(request).form;
-    const OAuthClient* client = &std::get<ClientRequest>(request).client;
-    if (!form.Has("token")) return invalid("token is missing");
+    const TokenRequest& r = std::get<TokenRequest>(request);
     // token_type_hint only speeds up a lookup elsewhere; one lookup finds
     // either kind here.
-    Status s = state->oauth.Revoke(*client, form.Get("token"));
+    Status s = state->oauth.Revoke(r.client, r.token);
     if (!s.ok()) return OAuthErrorJson(OAuthError{OAuthErrorCode::kServerError, {}, s}, ctx);
     Response res{bhttp::status::ok, 11};
     res.set(bhttp::field::cache_control, "no-store");
@@ -818,15 +829,10 @@ void RegisterOAuthRoutes(http::Router& router, OAuthService& oauth, AccountServi
 
   // --- RFC 7662 introspection, for the client's own tokens --------------------------------
   router.Add(bhttp::verb::post, "/oauth/introspect", Exec::kWorker, [state](Context& ctx) -> Response {
-    auto invalid = [&ctx](std::string description) {
-      return OAuthErrorJson(OAuthError{OAuthErrorCode::kInvalidRequest, std::move(description), {}}, ctx);
-    };
-    auto request = ReadClientRequest(ctx, state->oauth);
+    auto request = ReadTokenRequest(ctx, state->oauth);
     if (auto* err = std::get_if<Response>(&request)) return std::move(*err);
-    const Params& form = std::get<ClientRequest>(request).form;
-    const OAuthClient* client = &std::get<ClientRequest>(request).client;
-    if (!form.Has("token")) return invalid("token is missing");
-    auto info = state->oauth.Introspect(*client, form.Get("token"));
+    const TokenRequest& r = std::get<TokenRequest>(request);
+    auto info = state->oauth.Introspect(r.client, r.token);
     if (!info.ok()) return OAuthErrorJson(OAuthError{OAuthErrorCode::kServerError, {}, info.status()}, ctx);
     if (!info->has_value()) return NoStoreJson(bhttp::status::ok, {{"active", false}});
     const TokenInfo& t = **info;
