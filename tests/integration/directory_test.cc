@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "protocol/account_record.h"
+#include "protocol/encoding.h"
 #include "tests/support/test_http.h"
 #include "tests/support/test_issuer.h"
 
@@ -37,29 +38,6 @@ using namespace std::chrono_literals;
 
 constexpr char kAnn[] = "ann@example.org";
 constexpr char kJrd[] = "application/jrd+json";
-
-std::string Encode(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = 15s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
 
 class DirectoryTest : public ::testing::Test {
  protected:
@@ -83,7 +61,7 @@ class DirectoryTest : public ::testing::Test {
   static json Body(const Reply& r) { return json::parse(r.body, nullptr, false); }
 
   static Reply WebFinger(const NodeProcess& node, const std::string& resource) {
-    return Call(node, "GET", "/.well-known/webfinger?resource=" + Encode(resource));
+    return Call(node, "GET", "/.well-known/webfinger?resource=" + protocol::PercentEncode(resource));
   }
   static Reply Deliver(const NodeProcess& node, const std::string& account, const std::string& body,
                        const std::string& type = "application/json") {
@@ -211,11 +189,11 @@ TEST_F(DirectoryTest, TheEarnerChoosesAndWebFingerFindsOnlyWhatIsDiscoverable) {
     ExpectVerifiedAnswer(jrd, kAnn, node);
   }
   r = WebFinger(node, "urn:backpackd:email-sha256:" + protocol::EmailHash(kAnn) +
-                          "&rel=" + Encode("https://backpackd.org/rel/inbox"));
+                          "&rel=" + protocol::PercentEncode("https://backpackd.org/rel/inbox"));
   EXPECT_EQ(r.status, 400);  // the '&' was encoded into the resource
   r = Call(node, "GET",
-           "/.well-known/webfinger?resource=" + Encode(std::string("mailto:") + kAnn) +
-               "&rel=" + Encode("https://backpackd.org/rel/inbox"));
+           "/.well-known/webfinger?resource=" + protocol::PercentEncode(std::string("mailto:") + kAnn) +
+               "&rel=" + protocol::PercentEncode("https://backpackd.org/rel/inbox"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Body(r)["links"].size(), 1u);
 

@@ -41,16 +41,6 @@ int64_t Now() {
       .count();
 }
 
-// Polls `done` every 50 ms until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
-
 struct CtlResult {
   int exit_code = -1;
   std::string output;

@@ -236,4 +236,13 @@ std::string SignUpVerified(const NodeProcess& node, const std::string& outbox_di
   return std::regex_search(session.body, m, re) ? std::string(m[1]) : std::string();
 }
 
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
 }  // namespace backpack::testing

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -84,6 +85,9 @@ class NodeProcess {
 // Runs a command line through /bin/sh; returns its exit status.
 int Shell(const std::string& command);
 std::string ReadFile(const std::string& path);
+
+// Polls `done` every 50 ms until it holds or `timeout` passes; its last answer.
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 std::vector<std::string> ListFiles(const std::string& dir);
 
 // The token of the newest message of `kind` ("Verification" or "Reset")
